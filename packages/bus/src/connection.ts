@@ -1,0 +1,110 @@
+import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
+
+export interface BusLogger {
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+}
+
+export interface BusOptions {
+  /** One or more comma-separated server URLs (several for a cluster). */
+  url: string;
+  /** The connection name the server shows in its monitoring. */
+  name: string;
+  logger?: BusLogger;
+}
+
+type ReconnectListener = () => void;
+
+/**
+ * A NATS connection that never gives up: it waits for the first server, reconnects forever, and tells
+ * whether it is connected right now. It never blocks a service's start: until NATS answers, the service
+ * runs unready and what it could not publish is left to the relay.
+ */
+export class BusConnection {
+  private connection: NatsConnection | undefined;
+  private isUp = false;
+  private closing = false;
+  private readonly reconnectListeners = new Set<ReconnectListener>();
+  private readonly firstConnect: Promise<NatsConnection>;
+
+  constructor(private readonly options: BusOptions) {
+    this.firstConnect = this.open();
+    // The failure surfaces through ready(); an unobserved rejection must not crash the process.
+    this.firstConnect.catch(() => {});
+  }
+
+  private async open(): Promise<NatsConnection> {
+    const connection = await connect({
+      servers: this.options.url.split(',').map((server) => server.trim()),
+      name: this.options.name,
+      waitOnFirstConnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      reconnectJitter: 250,
+      pingInterval: 5000,
+      maxPingOut: 2,
+    });
+    if (this.closing) {
+      await connection.close();
+      throw new Error('bus closed before it connected');
+    }
+    this.connection = connection;
+    this.isUp = true;
+    this.options.logger?.info({ server: connection.getServer() }, 'nats connected');
+    void this.watch(connection);
+    return connection;
+  }
+
+  private async watch(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) this.onStatus(status);
+  }
+
+  private onStatus(status: Status): void {
+    switch (status.type) {
+      case 'disconnect':
+        this.isUp = false;
+        this.options.logger?.warn({ server: status.server }, 'nats disconnected');
+        break;
+      case 'reconnect':
+        this.isUp = true;
+        this.options.logger?.info({ server: status.server }, 'nats reconnected');
+        for (const listener of this.reconnectListeners) listener();
+        break;
+      case 'close':
+        this.isUp = false;
+        break;
+    }
+  }
+
+  /** Resolves with the connection once the first server answered. */
+  ready(): Promise<NatsConnection> {
+    return this.firstConnect;
+  }
+
+  /** The live connection, or undefined until the first server answered. */
+  get nats(): NatsConnection | undefined {
+    return this.connection;
+  }
+
+  isConnected(): boolean {
+    return this.isUp && this.connection !== undefined && !this.connection.isClosed();
+  }
+
+  /** Called after every reconnect (not the first connect): subscribers re-snapshot what they may have missed. */
+  onReconnect(listener: ReconnectListener): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  /** Drains subscriptions and pending publishes, then closes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const connection = this.connection;
+    if (!connection || connection.isClosed()) return;
+    try {
+      await connection.drain();
+    } catch {
+      await connection.close();
+    }
+  }
+}

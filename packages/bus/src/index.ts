@@ -1,0 +1,3 @@
+export * from './connection.js';
+export * from './publish.js';
+export * from './subscribe.js';

@@ -1,0 +1,61 @@
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { NATS_HEADERS } from '@wizard-stream/contracts';
+import type { BusConnection } from './connection.js';
+
+export interface SessionPublication {
+  subject: string;
+  /** The serialized DTO: the payload is exactly these bytes. */
+  payload: string;
+  sessionId: string;
+  version: number;
+  committedAtMs: number;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+}
+
+export class NotConnectedError extends Error {
+  constructor(subject: string) {
+    super(`cannot publish on ${subject}: not connected to NATS`);
+    this.name = 'NotConnectedError';
+  }
+}
+
+/**
+ * Publishes one session with the headers of SPEC §6. Throws when there is no connection at all; while
+ * reconnecting the client buffers, which is why confirmPublished() exists.
+ */
+export function publishSession(bus: BusConnection, publication: SessionPublication): void {
+  const connection = bus.nats;
+  if (!connection || connection.isClosed()) throw new NotConnectedError(publication.subject);
+  const headers = natsHeaders();
+  headers.set(NATS_HEADERS.sessionId, publication.sessionId);
+  headers.set(NATS_HEADERS.version, String(publication.version));
+  headers.set(NATS_HEADERS.committedAt, String(publication.committedAtMs));
+  if (publication.traceparent) headers.set(NATS_HEADERS.traceparent, publication.traceparent);
+  if (publication.tracestate) headers.set(NATS_HEADERS.tracestate, publication.tracestate);
+  connection.publish(publication.subject, publication.payload, { headers });
+}
+
+/**
+ * Resolves once the server has acknowledged everything published before the call (a PING/PONG round
+ * trip). Until then a publish may sit in the client's reconnect buffer and die with the process.
+ */
+export async function confirmPublished(bus: BusConnection, timeoutMs: number): Promise<void> {
+  const connection = bus.nats;
+  if (!connection || connection.isClosed())
+    throw new Error('cannot confirm publishes: not connected to NATS');
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      connection.flush(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`NATS did not confirm publishes within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

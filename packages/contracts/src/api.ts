@@ -1,0 +1,60 @@
+/** URL layout shared by write-api, the gateway, the SDK and the edge proxy (SPEC §5, §7). */
+
+/** The CLI's path and PostHog's alias; both serve the same routes. */
+export const SESSION_COLLECTION_PATHS = [
+  '/api/projects/:projectId/wizard/sessions',
+  '/api/projects/:projectId/wizard_sessions',
+] as const;
+
+export const STREAM_TOKEN_PATH = '/api/projects/:projectId/wizard/stream_tokens';
+
+export function sessionsUrl(baseUrl: string, projectId: number): string {
+  return `${trimSlash(baseUrl)}/api/projects/${projectId}/wizard/sessions/`;
+}
+
+export function latestSessionUrl(
+  baseUrl: string,
+  projectId: number,
+  workflowId: string,
+  skillId?: string,
+): string {
+  const query = new URLSearchParams({ workflow_id: workflowId });
+  if (skillId !== undefined) query.set('skill_id', skillId);
+  return `${sessionsUrl(baseUrl, projectId)}latest/?${query}`;
+}
+
+export function streamUrl(baseUrl: string, projectId: number, workflowId: string, skillId?: string): string {
+  const query = new URLSearchParams({ workflow_id: workflowId });
+  if (skillId !== undefined) query.set('skill_id', skillId);
+  return `${sessionsUrl(baseUrl, projectId)}stream/?${query}`;
+}
+
+export function streamTokensUrl(baseUrl: string, projectId: number): string {
+  return `${trimSlash(baseUrl)}/api/projects/${projectId}/wizard/stream_tokens/`;
+}
+
+/** True for a stream URL path, under either alias; the edge proxy routes these to the gateways. */
+export function isStreamPath(pathname: string): boolean {
+  return /^\/api\/projects\/[^/]+\/(wizard\/sessions|wizard_sessions)\/stream\/?$/.test(pathname);
+}
+
+function trimSlash(url: string): string {
+  return url.endsWith('/') ? url.slice(0, -1) : url;
+}
+
+export const SCOPES = { read: 'wizard_session:read', write: 'wizard_session:write' } as const;
+export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
+
+/** EventSource cannot send headers, so browsers pass a stream token in this query parameter. */
+export const STREAM_TOKEN_QUERY_PARAM = 'token';
+export const STREAM_TOKEN_TTL_MS = 10 * 60 * 1000;
+
+/** The credential a request carries: a bearer token in the header, or a stream token in the query. */
+export function credentialFrom(
+  authorization: string | undefined,
+  queryToken: string | undefined,
+): string | undefined {
+  const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
+  if (match?.[1]) return match[1];
+  return queryToken && queryToken.length > 0 ? queryToken : undefined;
+}

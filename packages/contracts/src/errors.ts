@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Error bodies follow PostHog's API: `{type, code, detail, attr}`. */
+export const apiErrorBodySchema = z.object({
+  type: z.string(),
+  code: z.string(),
+  detail: z.string(),
+  attr: z.string().nullable(),
+});
+export type ApiErrorBody = z.infer<typeof apiErrorBodySchema>;
+
+export class ApiError extends Error {
+  readonly statusCode: number;
+  readonly body: ApiErrorBody;
+  readonly headers: Record<string, string>;
+
+  constructor(statusCode: number, body: ApiErrorBody, headers: Record<string, string> = {}) {
+    super(`${statusCode} ${body.code}: ${body.detail}`);
+    this.name = 'ApiError';
+    this.statusCode = statusCode;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+const error = (
+  statusCode: number,
+  type: string,
+  code: string,
+  detail: string,
+  attr: string | null = null,
+  headers: Record<string, string> = {},
+) => new ApiError(statusCode, { type, code, detail, attr }, headers);
+
+export const apiErrors = {
+  invalidInput: (detail: string, attr: string | null = null) =>
+    error(400, 'validation_error', 'invalid_input', detail, attr),
+  notAuthenticated: (detail = 'Authentication credentials were not provided.') =>
+    error(401, 'authentication_error', 'not_authenticated', detail),
+  authenticationFailed: (detail = 'Invalid credentials.') =>
+    error(401, 'authentication_error', 'authentication_failed', detail),
+  permissionDenied: (detail: string) => error(403, 'authentication_error', 'permission_denied', detail),
+  notFound: (detail = 'Not found.') => error(404, 'invalid_request', 'not_found', detail),
+  methodNotAllowed: (method: string) =>
+    error(405, 'invalid_request', 'method_not_allowed', `Method "${method}" not allowed.`, null, {
+      Allow: 'GET, POST, HEAD, OPTIONS',
+    }),
+  notAcceptable: (detail = 'This endpoint only produces text/event-stream.') =>
+    error(406, 'invalid_request', 'not_acceptable', detail),
+  payloadTooLarge: (limitBytes: number) =>
+    error(413, 'invalid_request', 'payload_too_large', `Request body is larger than ${limitBytes} bytes.`),
+  unsupportedMediaType: (contentType: string) =>
+    error(415, 'invalid_request', 'unsupported_media_type', `Unsupported media type "${contentType}".`),
+  throttled: (retryAfterSeconds: number) =>
+    error(
+      429,
+      'throttled_error',
+      'throttled',
+      `Request was throttled. Expected available in ${retryAfterSeconds} seconds.`,
+      null,
+      { 'Retry-After': String(retryAfterSeconds) },
+    ),
+  unavailable: (detail: string, retryAfterSeconds: number) =>
+    error(503, 'server_error', 'service_unavailable', detail, null, {
+      'Retry-After': String(retryAfterSeconds),
+    }),
+  internal: () => error(500, 'server_error', 'error', 'A server error occurred.'),
+};
+
+/** The first problem of a zod error as an API error, naming the field the way PostHog does (`a__b`). */
+export function apiErrorFromZod(zodError: z.ZodError): ApiError {
+  const issue = zodError.issues[0];
+  if (!issue) return apiErrors.invalidInput('Invalid input.');
+  const attr = issue.path.length > 0 ? issue.path.map(String).join('__') : null;
+  const detail = attr ? `${attr}: ${issue.message}` : issue.message;
+  return apiErrors.invalidInput(detail, attr);
+}

@@ -1,0 +1,118 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Scope } from '@wizard-stream/contracts';
+import type { Kysely } from 'kysely';
+import type { DatabaseSchema } from './schema.js';
+
+/** Personal API keys are shown once and stored only as their SHA-256 hash. */
+export const API_KEY_PREFIX = 'wsk_';
+
+export function generateApiKey(): string {
+  return `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** Small typed admin queries, shared by the admin CLI, the local stack's seeding and the tests. */
+
+export async function createTeam(db: Kysely<DatabaseSchema>, name: string): Promise<number> {
+  const { id } = await db.insertInto('teams').values({ name }).returning('id').executeTakeFirstOrThrow();
+  return id;
+}
+
+export async function createUser(db: Kysely<DatabaseSchema>, email: string, firstName = ''): Promise<number> {
+  const { id } = await db
+    .insertInto('users')
+    .values({ email, first_name: firstName })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return id;
+}
+
+export async function findUserByEmail(db: Kysely<DatabaseSchema>, email: string) {
+  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+}
+
+export async function addTeamMember(
+  db: Kysely<DatabaseSchema>,
+  teamId: number,
+  userId: number,
+): Promise<void> {
+  await db
+    .insertInto('team_members')
+    .values({ team_id: teamId, user_id: userId })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
+export interface CreatedApiKey {
+  id: number;
+  key: string;
+}
+
+export async function createApiKey(
+  db: Kysely<DatabaseSchema>,
+  userId: number,
+  scopes: readonly Scope[],
+  label = '',
+): Promise<CreatedApiKey> {
+  const key = generateApiKey();
+  const { id } = await db
+    .insertInto('api_keys')
+    .values({ user_id: userId, label, key_hash: hashApiKey(key), scopes: [...scopes] })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return { id, key };
+}
+
+export async function revokeApiKey(db: Kysely<DatabaseSchema>, keyId: number): Promise<boolean> {
+  const result = await db
+    .updateTable('api_keys')
+    .set({ revoked_at: new Date() })
+    .where('id', '=', keyId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function listApiKeys(db: Kysely<DatabaseSchema>, userId?: number) {
+  let query = db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .select([
+      'api_keys.id',
+      'users.email',
+      'api_keys.label',
+      'api_keys.scopes',
+      'api_keys.created_at',
+      'api_keys.last_used_at',
+      'api_keys.revoked_at',
+    ])
+    .orderBy('api_keys.id');
+  if (userId !== undefined) query = query.where('api_keys.user_id', '=', userId);
+  return query.execute();
+}
+
+export interface SeededMember {
+  teamId: number;
+  userId: number;
+  apiKey: string;
+}
+
+/** A team with one member holding a read+write key: what tests and the local stack start from. */
+export async function seedTeamWithMember(
+  db: Kysely<DatabaseSchema>,
+  options: { teamName: string; email: string; firstName?: string; scopes?: readonly Scope[] },
+): Promise<SeededMember> {
+  const teamId = await createTeam(db, options.teamName);
+  const userId = await createUser(db, options.email, options.firstName ?? '');
+  await addTeamMember(db, teamId, userId);
+  const { key } = await createApiKey(
+    db,
+    userId,
+    options.scopes ?? ['wizard_session:read', 'wizard_session:write'],
+    'seed',
+  );
+  return { teamId, userId, apiKey: key };
+}

@@ -1,0 +1,46 @@
+import { type Context, context, propagation, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+
+/**
+ * Tracing through the OpenTelemetry API. Without a started SDK (no OTEL_* endpoint) every call here is a
+ * no-op, so services trace unconditionally.
+ */
+
+export const tracer = (name: string) => trace.getTracer(name);
+
+/** W3C trace context of the active (or given) context, for message headers. */
+export function traceHeaders(from: Context = context.active()): {
+  traceparent?: string;
+  tracestate?: string;
+} {
+  const carrier: Record<string, string> = {};
+  propagation.inject(from, carrier);
+  return carrier;
+}
+
+/** The context a set of W3C headers describes. */
+export function contextFromTraceHeaders(traceparent: string | undefined, tracestate?: string): Context {
+  const carrier: Record<string, string> = {};
+  if (traceparent) carrier.traceparent = traceparent;
+  if (tracestate) carrier.tracestate = tracestate;
+  return propagation.extract(context.active(), carrier);
+}
+
+/** Runs work in a span that ends with it and records its failure. */
+export async function inSpan<T>(
+  tracerName: string,
+  spanName: string,
+  work: (span: Span) => Promise<T>,
+  attributes: Record<string, string | number | boolean> = {},
+): Promise<T> {
+  return tracer(tracerName).startActiveSpan(spanName, { attributes }, async (span) => {
+    try {
+      return await work(span);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}

@@ -1,0 +1,5 @@
+export * from './database.js';
+export * from './nats-server.js';
+export * from './ports.js';
+export * from './service-process.js';
+export * from './until.js';

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Installs what a fresh clone lacks before tests, benchmarks or the local stack run: npm dependencies
+// (from the lockfile) and the system packages the tests drive (nats-server, Chromium).
+// Plain Node with no dependencies, because it runs before anything is installed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+
+function run(command, commandArgs) {
+  const result = spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(
+      `ensure-deps: "${command} ${commandArgs.join(' ')}" failed with exit code ${result.status}`,
+    );
+    process.exit(result.status ?? 1);
+  }
+}
+
+function npmDependenciesCurrent() {
+  const installed = join(root, 'node_modules', '.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  return existsSync(installed) && existsSync(lock) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs;
+}
+
+function onPath(binary) {
+  return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0;
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+let aptUpdated = false;
+
+/** Installs Debian packages when this process may; otherwise stops with the command to run. */
+function ensureSystemPackage(binaryPaths, aptPackage, why) {
+  if (binaryPaths.some((path) => (path.includes('/') ? existsSync(path) : onPath(path)))) return;
+  if (isRoot && onPath('apt-get')) {
+    console.log(`ensure-deps: installing ${aptPackage} (${why})`);
+    if (!aptUpdated) {
+      run('apt-get', ['update', '-qq']);
+      aptUpdated = true;
+    }
+    run('apt-get', ['install', '-y', '-qq', aptPackage]);
+    return;
+  }
+  console.error(
+    `ensure-deps: ${aptPackage} is required (${why}). Install it with:\n  sudo apt-get install -y ${aptPackage}`,
+  );
+  process.exit(1);
+}
+
+if (!npmDependenciesCurrent()) {
+  console.log('ensure-deps: installing npm dependencies');
+  run(
+    'npm',
+    existsSync(join(root, 'package-lock.json'))
+      ? ['ci', '--no-audit', '--no-fund']
+      : ['install', '--no-audit', '--no-fund'],
+  );
+}
+
+ensureSystemPackage(
+  ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', 'nats-server'],
+  'nats-server',
+  'the message bus',
+);
+if (args.has('--browser')) {
+  ensureSystemPackage(['/usr/bin/chromium', 'chromium'], 'chromium', 'browser tests');
+}
+if (args.has('--kubectl')) {
+  ensureSystemPackage(['/usr/bin/kubectl', 'kubectl'], 'kubectl', 'rendering the kustomize manifests');
+}
