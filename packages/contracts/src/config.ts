@@ -22,15 +22,21 @@ export const envBool = (defaultValue: boolean) =>
       .transform((value) => ['1', 'true', 'yes', 'on'].includes(value)),
   );
 
-export const envUrl = (defaultValue?: string) =>
-  defaultValue === undefined
+export function envUrl(): z.ZodType<string | undefined>;
+export function envUrl(defaultValue: string): z.ZodType<string>;
+export function envUrl(defaultValue?: string): z.ZodType<string | undefined> {
+  return defaultValue === undefined
     ? z.preprocess(blankAsUnset, z.url().optional())
     : z.preprocess(blankAsUnset, z.url().default(defaultValue));
+}
 
-export const envString = (defaultValue?: string) =>
-  defaultValue === undefined
+export function envString(): z.ZodType<string | undefined>;
+export function envString(defaultValue: string): z.ZodType<string>;
+export function envString(defaultValue?: string): z.ZodType<string | undefined> {
+  return defaultValue === undefined
     ? z.preprocess(blankAsUnset, z.string().optional())
     : z.preprocess(blankAsUnset, z.string().default(defaultValue));
+}
 
 /** A comma-separated list; blank entries are dropped. */
 export const envList = () =>

@@ -75,3 +75,10 @@ export function apiErrorFromZod(zodError: z.ZodError): ApiError {
   const detail = attr ? `${attr}: ${issue.message}` : issue.message;
   return apiErrors.invalidInput(detail, attr);
 }
+
+/** Validates input at the edge: the parsed value, or the documented 400 naming the first bad field. */
+export function parseInput<Schema extends z.ZodType>(schema: Schema, input: unknown): z.infer<Schema> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw apiErrorFromZod(result.error);
+  return result.data;
+}

@@ -29,7 +29,7 @@ export interface ApiKeysTable {
   label: string;
   key_hash: string;
   scopes: string[];
-  created_at: Generated<CreatedTimestamp>;
+  created_at: CreatedTimestamp;
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
 }
@@ -48,7 +48,7 @@ export interface WizardSessionsTable {
   pending_input: Json<PendingInput> | null;
   handoff_text: string | null;
   created_by: number | null;
-  created_at: Generated<CreatedTimestamp>;
+  created_at: CreatedTimestamp;
   updated_at: Timestamp;
   /** 1 on create, +1 on every accepted change (upserts and stale transitions). */
   version: number;

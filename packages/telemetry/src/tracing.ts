@@ -17,6 +17,11 @@ export function traceHeaders(from: Context = context.active()): {
   return carrier;
 }
 
+/** W3C trace context naming the given span as the parent, for the message that span sends. */
+export function spanTraceHeaders(span: Span): { traceparent?: string; tracestate?: string } {
+  return traceHeaders(trace.setSpan(context.active(), span));
+}
+
 /** The context a set of W3C headers describes. */
 export function contextFromTraceHeaders(traceparent: string | undefined, tracestate?: string): Context {
   const carrier: Record<string, string> = {};

@@ -1,0 +1,152 @@
+import cors from '@fastify/cors';
+import { BusConnection } from '@wizard-stream/bus';
+import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
+import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
+import { loggerOptions } from '@wizard-stream/telemetry';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { CredentialChecker } from './auth/credentials.js';
+import { RateLimiter } from './auth/rate-limiter.js';
+import type { WriteApiConfig } from './config.js';
+import { healthRoutes } from './health.js';
+import { createWriteApiMetrics } from './metrics.js';
+import { authPlugin } from './plugins/auth.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { servicesPlugin } from './plugins/services.js';
+import { SessionPublisher } from './sessions/publisher.js';
+import { Relay } from './sessions/relay.js';
+import { sessionRoutes } from './sessions/routes.js';
+import { StalenessSweeper } from './sessions/staleness.js';
+import { streamTokenRoutes } from './stream-tokens.js';
+
+export interface StartOptions {
+  /** An already-open database (tests share one); otherwise one is opened from the config and owned. */
+  database?: Database;
+  /** Test seam, see WriteApiServices.afterCommit. */
+  afterCommit?: () => void;
+}
+
+export interface RunningWriteApi {
+  url: string;
+  app: FastifyInstance;
+  relay: Relay;
+  sweeper: StalenessSweeper;
+  /** Graceful stop: unready, finish in-flight requests, confirm publishes, release connections. */
+  close(): Promise<void>;
+}
+
+export async function startWriteApi(
+  config: WriteApiConfig,
+  options: StartOptions = {},
+): Promise<RunningWriteApi> {
+  const app = Fastify({
+    logger: loggerOptions('write-api', config.logLevel),
+    bodyLimit: MAX_BODY_BYTES,
+    routerOptions: { ignoreTrailingSlash: true },
+    trustProxy: true,
+    requestIdHeader: 'x-request-id',
+    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+  });
+
+  const ownsDatabase = options.database === undefined;
+  const database =
+    options.database ??
+    (await openDatabase({
+      url: config.databaseUrl,
+      pgliteDataDir: config.databaseUrl ? undefined : config.pgliteDir,
+      poolSize: config.dbPoolSize,
+      onPoolError: (error) => app.log.warn({ err: error }, 'idle database connection failed'),
+    }));
+  if (config.migrateOnStart) await migrateToLatest(database.db);
+
+  const metrics = createWriteApiMetrics();
+  const bus = new BusConnection({ url: config.natsUrl, name: 'write-api', logger: app.log });
+  const publisher = new SessionPublisher({
+    db: database.db,
+    bus,
+    metrics,
+    logger: app.log,
+    staleAfterMs: config.staleAfterMs,
+  });
+  const relay = new Relay({
+    db: database.db,
+    bus,
+    publisher,
+    metrics,
+    logger: app.log,
+    intervalMs: config.relayIntervalMs,
+    graceMs: config.relayGraceMs,
+  });
+  const sweeper = new StalenessSweeper({
+    db: database.db,
+    publisher,
+    metrics,
+    logger: app.log,
+    staleAfterMs: config.staleAfterMs,
+    intervalMs: config.staleSweepMs,
+  });
+  const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
+  const pruneTimer = setInterval(() => rateLimiter.prune(), 60_000).unref();
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, { origin: config.corsOrigins, credentials: false, maxAge: 600 });
+  }
+  await app.register(servicesPlugin, {
+    services: {
+      config,
+      database,
+      bus,
+      publisher,
+      rateLimiter,
+      metrics,
+      credentials: new CredentialChecker({
+        db: database.db,
+        streamTokenSecret: config.streamTokenSecret,
+        internalApiToken: config.internalApiToken,
+        cacheMs: config.authCacheMs,
+      }),
+      afterCommit: options.afterCommit,
+    },
+  });
+  await app.register(errorsPlugin);
+  await app.register(authPlugin);
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+  await app.register(healthRoutes);
+  for (const prefix of SESSION_COLLECTION_PATHS) await app.register(sessionRoutes, { prefix });
+  await app.register(streamTokenRoutes);
+
+  if (config.streamTokenSecretGenerated) {
+    app.log.warn(
+      'STREAM_TOKEN_SECRET is unset: using a random one; stream tokens will not survive a restart',
+    );
+  }
+
+  await app.listen({ port: config.port, host: config.host });
+  relay.start();
+  sweeper.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+    app,
+    relay,
+    sweeper,
+    close: () => {
+      closing ??= (async () => {
+        app.accepting = false;
+        clearInterval(pruneTimer);
+        await Promise.all([relay.stop(), sweeper.stop()]);
+        await app.close();
+        await publisher.close();
+        await bus.close();
+        if (ownsDatabase) await database.close();
+      })();
+      return closing;
+    },
+  };
+}

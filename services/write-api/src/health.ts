@@ -1,0 +1,42 @@
+import { pingDatabase } from '@wizard-stream/db';
+import type { FastifyInstance } from 'fastify';
+
+const READINESS_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Liveness, readiness (database and NATS reachable, not shutting down) and Prometheus metrics. */
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const { database, bus } = app.services;
+    const checks = { accepting: app.accepting, database: false, nats: bus.isConnected() };
+    try {
+      await withTimeout(pingDatabase(database.db), READINESS_TIMEOUT_MS);
+      checks.database = true;
+    } catch {
+      checks.database = false;
+    }
+    const ready = checks.accepting && checks.database && checks.nats;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unready', checks });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const { metrics, database, bus } = app.services;
+    const pool = database.poolStats();
+    metrics.dbPool.set({ state: 'total' }, pool.total);
+    metrics.dbPool.set({ state: 'idle' }, pool.idle);
+    metrics.dbPool.set({ state: 'waiting' }, pool.waiting);
+    metrics.natsConnected.set(bus.isConnected() ? 1 : 0);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}

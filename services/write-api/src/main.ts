@@ -1,0 +1,54 @@
+import { ConfigError } from '@wizard-stream/contracts';
+import { migrateToLatest, openDatabase } from '@wizard-stream/db';
+import { startWriteApi } from './app.js';
+import { loadWriteApiConfig } from './config.js';
+
+/** Process entry: `node --import tsx src/main.ts` (or the bundle). `--migrate-only` runs migrations and exits. */
+async function main(): Promise<void> {
+  const config = loadWriteApiConfig(process.env);
+
+  if (process.argv.includes('--migrate-only')) {
+    const database = await openDatabase({
+      url: config.databaseUrl,
+      pgliteDataDir: config.databaseUrl ? undefined : config.pgliteDir,
+    });
+    try {
+      const applied = await migrateToLatest(database.db);
+      console.log(JSON.stringify({ level: 'info', msg: 'migrations applied', applied }));
+    } finally {
+      await database.close();
+    }
+    return;
+  }
+
+  const api = await startWriteApi(config);
+  api.app.log.info(
+    { url: api.url, database: config.databaseUrl ? 'postgres' : `pglite:${config.pgliteDir}` },
+    'write-api listening',
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    api.app.log.info({ signal }, 'shutting down');
+    const forced = setTimeout(() => process.exit(1), 15_000).unref();
+    api.close().then(
+      () => {
+        clearTimeout(forced);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        api.app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});

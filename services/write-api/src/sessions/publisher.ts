@@ -1,0 +1,127 @@
+import { type BusConnection, confirmPublished, publishSession } from '@wizard-stream/bus';
+import { type SessionRecord, serializeSession, sessionSubject } from '@wizard-stream/contracts';
+import type { DatabaseSchema } from '@wizard-stream/db';
+import { spanTraceHeaders, tracer } from '@wizard-stream/telemetry';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { WriteApiMetrics } from '../metrics.js';
+import { markPublished, type StoredSession } from './queries.js';
+
+export interface PublisherOptions {
+  db: Kysely<DatabaseSchema>;
+  bus: BusConnection;
+  metrics: WriteApiMetrics;
+  logger: FastifyBaseLogger;
+  staleAfterMs: number;
+  /** How long publishes are collected before one NATS round trip confirms them all. */
+  confirmWindowMs?: number;
+  confirmTimeoutMs?: number;
+}
+
+/**
+ * Publishes committed sessions and records which versions NATS has confirmed. Confirmation and the
+ * `published_version` write are batched, so the upsert path pays for neither; anything not confirmed
+ * (NATS down, process killed) stays behind the marker and the relay publishes it later.
+ */
+export class SessionPublisher {
+  private pending = new Map<string, { version: number; committedAt: number }>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private readonly confirmWindowMs: number;
+  private readonly confirmTimeoutMs: number;
+
+  constructor(private readonly options: PublisherOptions) {
+    this.confirmWindowMs = options.confirmWindowMs ?? 10;
+    this.confirmTimeoutMs = options.confirmTimeoutMs ?? 5000;
+  }
+
+  /** Serializes once; returns the DTO bytes so that a response can reuse them. */
+  serialize(record: SessionRecord): string {
+    return serializeSession(record, { now: new Date(), staleAfterMs: this.options.staleAfterMs });
+  }
+
+  /** Publishes a committed version. Never throws: a failure leaves the version to the relay. */
+  publish({ id: rowId, record, committedAt }: StoredSession, payload: string = this.serialize(record)): void {
+    const { bus, metrics, logger } = this.options;
+    const span = tracer('write-api').startSpan('wizard.publish', {
+      attributes: {
+        'messaging.system': 'nats',
+        'wizard.session_id': record.sessionId,
+        'wizard.version': record.version,
+      },
+    });
+    try {
+      const subject = sessionSubject(record.teamId, record.workflowId, record.skillId);
+      span.setAttribute('messaging.destination.name', subject);
+      // The publish span is the parent of every gateway's fan-out span for this version.
+      const { traceparent, tracestate } = spanTraceHeaders(span);
+      publishSession(bus, {
+        subject,
+        payload,
+        sessionId: record.sessionId,
+        version: record.version,
+        committedAtMs: committedAt.getTime(),
+        traceparent,
+        tracestate,
+      });
+      metrics.publishes.inc({ outcome: 'published' });
+      const previous = this.pending.get(rowId);
+      if (!previous || previous.version < record.version) {
+        this.pending.set(rowId, { version: record.version, committedAt: committedAt.getTime() });
+      }
+      this.scheduleFlush();
+    } catch (error) {
+      metrics.publishes.inc({ outcome: 'failed' });
+      logger.warn(
+        { err: error, sessionId: record.sessionId, version: record.version },
+        'publish failed; the relay will retry',
+      );
+    } finally {
+      span.end();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.flushing) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flush();
+    }, this.confirmWindowMs);
+  }
+
+  /** Confirms what was published so far with one round trip, then moves the markers. */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.flushing = (async () => {
+      const { bus, db, metrics, logger } = this.options;
+      try {
+        await confirmPublished(bus, this.confirmTimeoutMs);
+        const now = Date.now();
+        for (const { committedAt } of batch.values())
+          metrics.publishConfirmLatency.observe((now - committedAt) / 1000);
+        metrics.publishes.inc({ outcome: 'confirmed' }, batch.size);
+        await markPublished(db, new Map([...batch].map(([id, { version }]) => [id, version])));
+      } catch (error) {
+        // Not confirmed or not recorded: the relay republishes these versions after its grace period.
+        logger.warn(
+          { err: error, versions: batch.size },
+          'could not confirm publishes; leaving them to the relay',
+        );
+      } finally {
+        this.flushing = undefined;
+        if (this.pending.size > 0) this.scheduleFlush();
+      }
+    })();
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flushing;
+    await this.flush();
+  }
+}

@@ -1,0 +1,133 @@
+import {
+  apiErrors,
+  latestSessionQuerySchema,
+  listSessionsQuerySchema,
+  parseInput,
+  SCOPES,
+  type SessionRecord,
+  serializeSessionPage,
+  sessionIdSchema,
+  type UpsertSessionBody,
+  upsertSessionBodySchema,
+} from '@wizard-stream/contracts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { findSession, latestSession, listSessions, upsertSession } from './queries.js';
+
+function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
+  return reply.code(statusCode).type('application/json; charset=utf-8').send(json);
+}
+
+function pageUrl(request: FastifyRequest, offset: number, limit: number): string {
+  const url = new URL(request.url, `${request.protocol}://${request.host}`);
+  url.searchParams.set('offset', String(offset));
+  url.searchParams.set('limit', String(limit));
+  return url.toString();
+}
+
+/** The session collection; registered once per URL alias (SPEC §5). */
+export async function sessionRoutes(app: FastifyInstance): Promise<void> {
+  const { publisher, metrics } = app.services;
+
+  app.post('/', async (request, reply) => {
+    const { principal, projectId } = await request.authorize(SCOPES.write);
+    if (principal.kind !== 'api_key')
+      throw apiErrors.permissionDenied('Only personal API keys can push sessions.');
+    let body: UpsertSessionBody;
+    try {
+      body = parseInput(upsertSessionBodySchema, request.body);
+    } catch (error) {
+      metrics.upserts.inc({ result: 'invalid' });
+      throw error;
+    }
+    const { row } = await upsertSession(app.services.database.db, projectId, principal.userId, body);
+    if (!row) {
+      metrics.upserts.inc({ result: 'forbidden' });
+      throw apiErrors.permissionDenied('This session was created by another user.');
+    }
+    const created = row.version === 1;
+    metrics.upserts.inc({ result: created ? 'created' : 'updated' });
+    const record: SessionRecord = {
+      teamId: row.team_id,
+      sessionId: row.session_id,
+      workflowId: row.workflow_id,
+      skillId: row.skill_id,
+      startedAt: row.started_at,
+      runPhase: row.run_phase,
+      tasks: row.tasks,
+      eventPlan: row.event_plan,
+      error: row.error,
+      pendingInput: row.pending_input,
+      handoffText: row.handoff_text,
+      // created_by never changes and the update only applies to the creator's own session.
+      createdBy: { id: principal.userId, first_name: principal.firstName, email: principal.email },
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      version: row.version,
+    };
+    const payload = publisher.serialize(record);
+    app.services.afterCommit?.();
+    publisher.publish({ id: row.id, record, committedAt: row.committed_at }, payload);
+    return sendJson(reply, created ? 201 : 200, payload);
+  });
+
+  app.get('/', async (request, reply) => {
+    const { projectId } = await request.authorize(SCOPES.read);
+    const query = parseInput(listSessionsQuerySchema, request.query);
+    const { count, sessions } = await listSessions(
+      app.services.database.db,
+      projectId,
+      { workflowId: query.workflow_id, skillId: query.skill_id },
+      query,
+    );
+    const nextOffset = query.offset + query.limit;
+    const page = {
+      count,
+      next: nextOffset < count ? pageUrl(request, nextOffset, query.limit) : null,
+      previous:
+        query.offset > 0 ? pageUrl(request, Math.max(0, query.offset - query.limit), query.limit) : null,
+    };
+    return sendJson(
+      reply,
+      200,
+      serializeSessionPage(
+        page,
+        sessions.map(({ record }) => publisher.serialize(record)),
+      ),
+    );
+  });
+
+  app.get('/latest', async (request, reply) => {
+    const { projectId } = await request.authorize(SCOPES.read);
+    const query = parseInput(latestSessionQuerySchema, request.query);
+    const latest = await latestSession(app.services.database.db, projectId, {
+      workflowId: query.workflow_id,
+      skillId: query.skill_id,
+    });
+    if (!latest) return reply.code(204).send();
+    return sendJson(reply, 200, publisher.serialize(latest.record));
+  });
+
+  app.get('/stream', async (request) => {
+    await request.authorize(SCOPES.read);
+    throw apiErrors.notFound('Streams are served by the stream gateway, not by write-api.');
+  });
+
+  app.get<{ Params: { sessionId: string } }>('/:sessionId', async (request, reply) => {
+    const { projectId } = await request.authorize(SCOPES.read);
+    const sessionId = sessionIdSchema.safeParse(request.params.sessionId);
+    if (!sessionId.success) throw apiErrors.notFound();
+    const stored = await findSession(app.services.database.db, projectId, sessionId.data);
+    if (!stored) throw apiErrors.notFound();
+    return sendJson(reply, 200, publisher.serialize(stored.record));
+  });
+
+  for (const url of ['/', '/:sessionId']) {
+    app.route({
+      method: ['PUT', 'PATCH', 'DELETE'],
+      url,
+      handler: async (request) => {
+        throw apiErrors.methodNotAllowed(request.method);
+      },
+    });
+  }
+}

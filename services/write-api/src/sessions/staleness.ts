@@ -1,0 +1,65 @@
+import type { DatabaseSchema } from '@wizard-stream/db';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { WriteApiMetrics } from '../metrics.js';
+import type { SessionPublisher } from './publisher.js';
+import { markStaleSessions } from './queries.js';
+
+export interface StalenessSweeperOptions {
+  db: Kysely<DatabaseSchema>;
+  publisher: SessionPublisher;
+  metrics: WriteApiMetrics;
+  logger: FastifyBaseLogger;
+  staleAfterMs: number;
+  intervalMs: number;
+}
+
+/**
+ * Pushes staleness instead of leaving it to be computed on read: a running or idle session that stops
+ * being updated gets a new version (is_stale: true) that every open stream receives. The transition is
+ * a single conditional UPDATE, so with several replicas sweeping each session is transitioned once.
+ */
+export class StalenessSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: StalenessSweeperOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.sweep()
+        .then(() => undefined)
+        .finally(() => {
+          this.running = undefined;
+          this.schedule();
+        });
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  async sweep(): Promise<number> {
+    const { db, publisher, metrics, logger, staleAfterMs } = this.options;
+    try {
+      const transitioned = await markStaleSessions(db, staleAfterMs);
+      for (const session of transitioned) publisher.publish(session);
+      metrics.stalenessTransitions.inc(transitioned.length);
+      return transitioned.length;
+    } catch (error) {
+      logger.warn({ err: error }, 'staleness sweep failed');
+      return 0;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}
