@@ -214,27 +214,34 @@ export async function publishBacklog(db: Db): Promise<{ count: number; oldest: D
   return { count: Number(row.count), oldest: row.oldest as Date | null };
 }
 
-/** Records that these versions reached NATS; never lowers the marker. */
+/**
+ * Records that these versions reached NATS; never lowers the marker. The marker commits without waiting
+ * for its WAL flush: losing it in a crash only makes the relay publish those versions once more, which
+ * subscribers drop, while waiting would double the fsyncs of the upsert path.
+ */
 export async function markPublished(db: Db, published: ReadonlyMap<string, number>): Promise<void> {
   if (published.size === 0) return;
   const ids = [...published.keys()];
   const versions = ids.map((id) => published.get(id) as number);
-  await db
-    .updateTable('wizard_sessions')
-    .from(
-      sql<{
-        id: string;
-        version: number;
-      }>`(select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version)`.as('confirmed'),
-    )
-    .set((eb) => ({
-      published_version: eb.fn('greatest', [
-        eb.ref('wizard_sessions.published_version'),
-        eb.ref('confirmed.version'),
-      ]),
-    }))
-    .whereRef('wizard_sessions.id', '=', 'confirmed.id')
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    await sql`set local synchronous_commit = off`.execute(trx);
+    await trx
+      .updateTable('wizard_sessions')
+      .from(
+        sql<{
+          id: string;
+          version: number;
+        }>`(select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version)`.as('confirmed'),
+      )
+      .set((eb) => ({
+        published_version: eb.fn('greatest', [
+          eb.ref('wizard_sessions.published_version'),
+          eb.ref('confirmed.version'),
+        ]),
+      }))
+      .whereRef('wizard_sessions.id', '=', 'confirmed.id')
+      .execute();
+  });
 }
 
 /**

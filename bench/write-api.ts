@@ -1,0 +1,231 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
+import { NatsServer, spawnService, TEST_POSTGRES_URL } from '@wizard-stream/testkit';
+import pg from 'pg';
+import { round, summarize } from './stats.js';
+
+const run = promisify(execFile);
+
+export interface UpsertBenchOptions {
+  concurrencies: number[];
+  durationMs: number;
+  warmupMs: number;
+}
+
+export interface LevelResult {
+  clients: number;
+  upsertsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+export interface UpsertBenchResult {
+  kind: 'write-api-upserts';
+  date: string;
+  machine: { cores: number; node: string };
+  durationMs: number;
+  writeApi: LevelResult[];
+  pgbench: LevelResult[];
+  /** write-api upserts/s as a share of pgbench's at the same client count. */
+  ratio: { clients: number; percentOfCeiling: number }[];
+}
+
+const BENCH_DB = 'wizard_bench';
+
+async function recreateDatabase(): Promise<string> {
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`drop database if exists ${BENCH_DB} with (force)`);
+  await admin.query(`create database ${BENCH_DB}`);
+  await admin.end();
+  const url = new URL(TEST_POSTGRES_URL);
+  url.pathname = `/${BENCH_DB}`;
+  return url.toString();
+}
+
+function body(sessionId: string, n: number) {
+  return JSON.stringify({
+    session_id: sessionId,
+    workflow_id: 'posthog-integration',
+    skill_id: 'nextjs',
+    started_at: '2026-11-25T10:00:00Z',
+    run_phase: 'running',
+    tasks: [
+      { id: '0', title: 'Install the SDK', status: 'completed' },
+      { id: '1', title: `Instrument events (${n})`, status: 'in_progress' },
+    ],
+  });
+}
+
+/** c closed-loop clients, each re-pushing its own session as fast as the API answers. */
+async function loadWriteApi(
+  url: string,
+  projectId: number,
+  apiKey: string,
+  clients: number,
+  durationMs: number,
+) {
+  const latencies: number[] = [];
+  let errors = 0;
+  const stopAt = performance.now() + durationMs;
+  const endpoint = `${url}/api/projects/${projectId}/wizard/sessions/`;
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let n = 0; performance.now() < stopAt; n++) {
+        const started = performance.now();
+        try {
+          const response = await fetch(endpoint, {
+            method: 'POST',
+            headers,
+            body: body(`bench-${clients}-${client}`, n),
+          });
+          await response.arrayBuffer();
+          if (response.ok) latencies.push(performance.now() - started);
+          else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const stats = summarize(latencies);
+  return {
+    clients,
+    upsertsPerSecond: round(stats.count / (durationMs / 1000), 0),
+    p50Ms: stats.p50,
+    p99Ms: stats.p99,
+    errors,
+  };
+}
+
+const PGBENCH_SCRIPT = `\\set client random(1, 1000000)
+insert into wizard_sessions (team_id, session_id, workflow_id, skill_id, started_at, run_phase, tasks, created_by, updated_at, committed_at, version)
+values (:team, 'pgbench-' || :client_id, 'posthog-integration', 'nextjs', '2026-11-25T10:00:00Z', 'running',
+  '[{"id":"0","title":"Install the SDK","status":"completed"},{"id":"1","title":"Instrument events","status":"in_progress"}]', :user, now(), now(), 1)
+on conflict (team_id, session_id) do update set
+  workflow_id = excluded.workflow_id, skill_id = excluded.skill_id, started_at = excluded.started_at,
+  run_phase = excluded.run_phase, tasks = excluded.tasks, event_plan = excluded.event_plan, error = excluded.error,
+  pending_input = excluded.pending_input, handoff_text = coalesce(nullif(excluded.handoff_text, ''), wizard_sessions.handoff_text),
+  updated_at = now(), committed_at = now(), version = wizard_sessions.version + 1, stale_marked_at = null
+where wizard_sessions.created_by = excluded.created_by
+returning *;
+`;
+
+/** The ceiling: the same single-row upsert straight from pgbench, one transaction per statement. */
+async function loadPgbench(url: string, teamId: number, userId: number, clients: number, durationMs: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'wizard-pgbench-'));
+  try {
+    const script = join(dir, 'upsert.sql');
+    await writeFile(script, PGBENCH_SCRIPT);
+    const target = new URL(url);
+    const { stdout } = await run('pgbench', [
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      String(clients),
+      '-j',
+      String(Math.min(clients, 2)),
+      '-T',
+      String(Math.round(durationMs / 1000)),
+      '-D',
+      `team=${teamId}`,
+      '-D',
+      `user=${userId}`,
+      '-f',
+      script,
+      '-l',
+      '--log-prefix',
+      join(dir, 'log'),
+      '-h',
+      target.hostname,
+      '-p',
+      target.port || '5432',
+      '-U',
+      target.username || 'postgres',
+      target.pathname.slice(1),
+    ]);
+    const tps = Number(stdout.match(/tps = ([0-9.]+) \(without initial connection time\)/)?.[1]);
+    const latencies: number[] = [];
+    for (const file of await readdir(dir)) {
+      if (!file.startsWith('log')) continue;
+      for (const line of (await readFile(join(dir, file), 'utf8')).split('\n')) {
+        const micros = Number(line.split(' ')[2]);
+        if (Number.isFinite(micros) && line) latencies.push(micros / 1000);
+      }
+    }
+    const stats = summarize(latencies);
+    return { clients, upsertsPerSecond: round(tps, 0), p50Ms: stats.p50, p99Ms: stats.p99, errors: 0 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchWriteApi(options: UpsertBenchOptions): Promise<UpsertBenchResult> {
+  const url = await recreateDatabase();
+  const database = await openDatabase({ url });
+  await migrateToLatest(database.db);
+  const member = await seedTeamWithMember(database.db, { teamName: 'bench', email: 'bench@example.com' });
+  await database.close();
+
+  const nats = await NatsServer.start();
+  const api = await spawnService('services/write-api/src/main.ts', {
+    DATABASE_URL: url,
+    NATS_URL: nats.url,
+    RATE_LIMIT_PER_MIN: '1000000000',
+    DB_POOL_SIZE: '20',
+    LOG_LEVEL: 'warn',
+  });
+  const writeApi: LevelResult[] = [];
+  const pgbench: LevelResult[] = [];
+  try {
+    for (const clients of options.concurrencies) {
+      await loadWriteApi(api.url, member.teamId, member.apiKey, clients, options.warmupMs);
+      const result = await loadWriteApi(api.url, member.teamId, member.apiKey, clients, options.durationMs);
+      console.log(`write-api  ${clients} clients: ${JSON.stringify(result)}`);
+      writeApi.push(result);
+    }
+  } finally {
+    await api.kill('SIGTERM');
+    await nats.stop();
+  }
+  for (const clients of options.concurrencies) {
+    const result = await loadPgbench(url, member.teamId, member.userId, clients, options.durationMs);
+    console.log(`pgbench    ${clients} clients: ${JSON.stringify(result)}`);
+    pgbench.push(result);
+  }
+  return {
+    kind: 'write-api-upserts',
+    date: new Date().toISOString(),
+    machine: { cores: (await import('node:os')).availableParallelism(), node: process.version },
+    durationMs: options.durationMs,
+    writeApi,
+    pgbench,
+    ratio: writeApi.map((level, index) => ({
+      clients: level.clients,
+      percentOfCeiling: round(
+        (100 * level.upsertsPerSecond) / (pgbench[index]?.upsertsPerSecond ?? Number.NaN),
+        1,
+      ),
+    })),
+  };
+}
+
+export function upsertMarkdown(result: UpsertBenchResult): string {
+  const rows = result.writeApi.map((level, index) => {
+    const ceiling = result.pgbench[index];
+    const ratio = result.ratio[index]?.percentOfCeiling;
+    return `| ${level.clients} | ${level.upsertsPerSecond} | ${level.p50Ms} | ${level.p99Ms} | ${level.errors} | ${ceiling?.upsertsPerSecond} | ${ceiling?.p50Ms} | ${ceiling?.p99Ms} | ${ratio} % |`;
+  });
+  return [
+    '| clients | write-api upserts/s | p50 ms | p99 ms | errors | pgbench tps | pgbench p50 ms | pgbench p99 ms | write-api / pgbench |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
