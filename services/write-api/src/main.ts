@@ -1,5 +1,6 @@
 import { ConfigError } from '@wizard-stream/contracts';
 import { migrateToLatest, openDatabase } from '@wizard-stream/db';
+import { shutdownTelemetry } from '@wizard-stream/telemetry/sdk';
 import { startWriteApi } from './app.js';
 import { loadWriteApiConfig } from './config.js';
 
@@ -33,16 +34,19 @@ async function main(): Promise<void> {
     stopping = true;
     api.app.log.info({ signal }, 'shutting down');
     const forced = setTimeout(() => process.exit(1), 15_000).unref();
-    api.close().then(
-      () => {
-        clearTimeout(forced);
-        process.exit(0);
-      },
-      (error: unknown) => {
-        api.app.log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    api
+      .close()
+      .then(() => shutdownTelemetry())
+      .then(
+        () => {
+          clearTimeout(forced);
+          process.exit(0);
+        },
+        (error: unknown) => {
+          api.app.log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,5 +1,5 @@
 import { apiErrorBodySchema, sessionDtoSchema } from '@wizard-stream/contracts';
-import { DIALECTS } from '@wizard-stream/testkit';
+import { DIALECTS, until } from '@wizard-stream/testkit';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, INTERNAL_TOKEN, sessionBody, sessionsPath, startHarness } from './helpers.js';
@@ -430,6 +430,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('serves liveness, readiness and metrics', async () => {
+    expect((await h.request('POST', path, { body: sessionBody() })).status).toBe(201);
     expect((await h.request('GET', '/healthz', { key: null })).status).toBe(200);
     const ready = await h.request('GET', '/readyz', { key: null });
     expect(ready.status).toBe(200);
@@ -458,6 +459,28 @@ describe('write-api rate limit and database outage', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(limited.json.type).toBe('throttled_error');
     expect((await h.request('GET', sessionsPath(h.bob.teamId), { key: h.bob.apiKey })).status).toBe(200);
+  });
+});
+
+describe('write-api while NATS is down', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness('postgres');
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('stays ready and keeps committing writes, reporting NATS as down', async () => {
+    await h.nats.stop();
+    await until(async () => (await h.request('GET', '/readyz', { key: null })).json.checks.nats === false, {
+      what: 'write-api noticing the NATS outage',
+    });
+    const ready = await h.request('GET', '/readyz', { key: null });
+    expect(ready.status).toBe(200);
+    expect(ready.json.checks).toEqual({ accepting: true, database: true, nats: false });
+    expect((await h.request('POST', sessionsPath(h.alice.teamId), { body: sessionBody() })).status).toBe(201);
+    await h.nats.restart();
   });
 });
 
