@@ -1,0 +1,95 @@
+import cors from '@fastify/cors';
+import { BusConnection } from '@wizard-stream/bus';
+import { ApiError, apiErrors } from '@wizard-stream/contracts';
+import { loggerOptions } from '@wizard-stream/telemetry';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { StreamGatewayConfig } from './config.js';
+import { StreamRegistry } from './fanout.js';
+import { healthRoutes } from './health.js';
+import { GatewayMetrics } from './metrics.js';
+import { resnapshotOnReconnect } from './resnapshot.js';
+import { SnapshotClient } from './snapshot.js';
+import type { GatewayState } from './state.js';
+import { streamRoutes } from './stream-route.js';
+import { SubscriptionHub } from './subscriptions.js';
+
+export interface BuildGatewayOptions {
+  /** Where log lines go (default stdout); tests capture them here. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  state: GatewayState;
+  /** Stops the sweep, the NATS connection and the server (open sockets are destroyed). */
+  close(): Promise<void>;
+}
+
+export async function buildGateway(
+  config: StreamGatewayConfig,
+  options: BuildGatewayOptions = {},
+): Promise<Gateway> {
+  const app = Fastify({
+    logger: {
+      ...loggerOptions('stream-gateway', config.logLevel),
+      ...(options.logStream && { stream: options.logStream }),
+    },
+    // Open streams would otherwise keep close() waiting forever.
+    forceCloseConnections: true,
+  });
+
+  const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });
+  const registry = new StreamRegistry(config);
+  let hub: SubscriptionHub | undefined;
+  const metrics = new GatewayMetrics(() => ({
+    openStreams: registry.size,
+    subscriptions: hub?.size ?? 0,
+    ...registry.stats,
+    bufferedBytes: () => registry.bufferedBytes(),
+  }));
+  hub = new SubscriptionHub(bus, metrics, app.log);
+  const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);
+  const state: GatewayState = { config, bus, hub, registry, snapshots, metrics, draining: false };
+  const stopResnapshots = resnapshotOnReconnect(bus, hub, snapshots, config.internalApiToken, app.log);
+
+  app.decorate('gateway', state);
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof ApiError)
+      return reply.code(error.statusCode).headers(error.headers).send(error.body);
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return reply.code(status).send({
+        type: 'invalid_request',
+        code: 'invalid_request',
+        detail: (error as Error).message,
+        attr: null,
+      });
+    }
+    request.log.error({ err: error }, 'request failed');
+    const internal = apiErrors.internal();
+    return reply.code(internal.statusCode).send(internal.body);
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const notFound = apiErrors.notFound();
+    return reply.code(notFound.statusCode).send(notFound.body);
+  });
+  await app.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    methods: ['GET', 'HEAD', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Accept'],
+    maxAge: 600,
+  });
+  await app.register(healthRoutes);
+  await app.register(streamRoutes);
+
+  return {
+    app,
+    state,
+    close: async () => {
+      stopResnapshots();
+      registry.close();
+      await app.close();
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { parseSessionEventId, SSE_END_FRAME, SSE_PING } from '@wizard-stream/contracts';
+import type { SessionFrame } from './frame.js';
+
+const PING_BYTES = Buffer.from(SSE_PING);
+const END_BYTES = Buffer.from(SSE_END_FRAME);
+
+/** Where a connection writes: an http.ServerResponse in production, any Writable in unit tests. */
+export interface SseSink {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: 'drain' | 'close', listener: () => void): unknown;
+  readonly socket?: { end(): unknown } | null;
+  readonly writableLength?: number;
+}
+
+/** Counters shared by every connection of a process; summed here, exported by metrics at scrape time. */
+export interface DeliveryStats {
+  delivered: number;
+  conflated: number;
+  slowClientCloses: number;
+}
+
+export interface ConnectionLimits {
+  heartbeatMs: number;
+  slowClientMs: number;
+}
+
+const PENDING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+
+/**
+ * One SSE client. Kept small (the gateway holds tens of thousands): no timers of its own — the
+ * registry's shared sweep calls sweep() — and no queue: at most the newest unsent frame per session.
+ *
+ * Before open() (while the snapshot is fetched) and while the socket is not draining, frames wait in
+ * `pending`, conflated to the newest version per session. Per session, versions written only increase.
+ */
+export class StreamConnection {
+  private state = PENDING;
+  private readonly lastSent = new Map<string, number>();
+  private pending: Map<string, SessionFrame> | undefined;
+  private sink: SseSink | undefined;
+  /** 0 while the socket drains; otherwise when it stopped. */
+  private blockedSince = 0;
+  private lastWriteAt = 0;
+
+  constructor(
+    private readonly stats: DeliveryStats,
+    /** When the stream is rotated with `event: end` (max duration with jitter, or the drain). */
+    public deadline: number,
+    lastEventId: string | undefined,
+  ) {
+    const resumed = parseSessionEventId(lastEventId);
+    if (resumed) this.lastSent.set(resumed.sessionId, resumed.version);
+  }
+
+  get isOpen(): boolean {
+    return this.state === OPEN;
+  }
+
+  get isClosed(): boolean {
+    return this.state === CLOSED;
+  }
+
+  get isBlocked(): boolean {
+    return this.blockedSince !== 0;
+  }
+
+  /** The version last written for a session, if any. */
+  lastSentVersion(sessionId: string): number | undefined {
+    return this.lastSent.get(sessionId);
+  }
+
+  /** The version of a session waiting to be written (held before open, or while blocked), if any. */
+  pendingVersion(sessionId: string): number | undefined {
+    return this.pending?.get(sessionId)?.version;
+  }
+
+  /** Bytes waiting for this client: in the socket's write buffer plus frames held back. */
+  bufferedBytes(): number {
+    let bytes = this.state === OPEN ? (this.sink?.writableLength ?? 0) : 0;
+    if (this.pending) for (const frame of this.pending.values()) bytes += frame.bytes.length;
+    return bytes;
+  }
+
+  /** A live update (or a re-snapshot): written now, held, or dropped when it is not newer. */
+  offer(frame: SessionFrame, now: number): void {
+    if (this.state === CLOSED) return;
+    const sent = this.lastSent.get(frame.sessionId);
+    if (sent !== undefined && frame.version <= sent) return;
+    if (this.state === PENDING || this.blockedSince !== 0) {
+      this.hold(frame);
+      return;
+    }
+    this.write(frame, now);
+  }
+
+  /**
+   * Starts streaming on a sink whose headers are written: `retry:`, then the snapshot unless the client
+   * has it (Last-Event-ID) or a newer version of it arrived meanwhile, then the held frames by version.
+   */
+  open(sink: SseSink, preamble: Buffer, snapshot: SessionFrame | undefined, now: number): void {
+    if (this.state !== PENDING) return;
+    // Held with the live frames: dropped if the client has it or a newer version arrived meanwhile.
+    if (snapshot) this.offer(snapshot, now);
+    this.sink = sink;
+    this.state = OPEN;
+    sink.on('drain', this.onDrain);
+    this.lastWriteAt = now;
+    if (!sink.write(preamble)) this.blockedSince = now;
+    if (this.blockedSince === 0) this.flushPending(now);
+  }
+
+  /** Called by the registry's shared timer: slow-client close, rotation, heartbeat. */
+  sweep(now: number, limits: ConnectionLimits): void {
+    if (this.state !== OPEN || !this.sink) return;
+    if (this.blockedSince !== 0 && now - this.blockedSince >= limits.slowClientMs) {
+      this.stats.slowClientCloses++;
+      this.destroy();
+      return;
+    }
+    if (now >= this.deadline) {
+      this.end();
+      return;
+    }
+    if (this.blockedSince === 0 && now - this.lastWriteAt >= limits.heartbeatMs) {
+      this.lastWriteAt = now;
+      if (!this.sink.write(PING_BYTES)) this.blockedSince = now;
+    }
+  }
+
+  /** `event: end` / `data: reconnect`, then the socket closes so the client reconnects elsewhere. */
+  end(): void {
+    const sink = this.sink;
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.pending = undefined;
+    if (!sink) return;
+    sink.write(END_BYTES);
+    sink.end();
+    sink.socket?.end();
+  }
+
+  destroy(): void {
+    this.state = CLOSED;
+    this.pending = undefined;
+    this.sink?.destroy();
+  }
+
+  /** The client went away (or the stream ended): stop writing. */
+  markClosed(): void {
+    this.state = CLOSED;
+    this.pending = undefined;
+  }
+
+  private hold(frame: SessionFrame): void {
+    if (!this.pending) this.pending = new Map();
+    const held = this.pending.get(frame.sessionId);
+    if (held !== undefined) {
+      if (held.version >= frame.version) return;
+      this.stats.conflated++;
+    }
+    this.pending.set(frame.sessionId, frame);
+  }
+
+  private write(frame: SessionFrame, now: number): void {
+    this.lastSent.set(frame.sessionId, frame.version);
+    this.lastWriteAt = now;
+    this.stats.delivered++;
+    if (!(this.sink as SseSink).write(frame.bytes)) this.blockedSince = now;
+  }
+
+  private flushPending(now: number): void {
+    const pending = this.pending;
+    if (!pending || pending.size === 0) return;
+    const frames = pending.size === 1 ? [...pending.values()] : [...pending.values()].sort(byVersion);
+    for (const frame of frames) {
+      if (this.blockedSince !== 0 || this.state !== OPEN) return;
+      pending.delete(frame.sessionId);
+      const sent = this.lastSent.get(frame.sessionId);
+      if (sent === undefined || frame.version > sent) this.write(frame, now);
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.blockedSince = 0;
+    if (this.state === OPEN) this.flushPending(Date.now());
+  };
+}
+
+function byVersion(a: SessionFrame, b: SessionFrame): number {
+  return a.version - b.version;
+}

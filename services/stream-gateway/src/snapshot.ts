@@ -1,0 +1,157 @@
+import { latestSessionUrl } from '@wizard-stream/contracts';
+import { type SessionFrame, sessionFrame } from './frame.js';
+import type { GatewayMetrics } from './metrics.js';
+
+export interface StreamRoute {
+  teamId: number;
+  workflowId: string;
+  skillId: string | undefined;
+}
+
+export type SnapshotPurpose = 'connect' | 'resnapshot';
+
+export type SnapshotResult =
+  | { kind: 'session'; frame: SessionFrame }
+  | { kind: 'empty' }
+  /** write-api refused the caller (401/403/404/429...): returned to the caller as it is. */
+  | { kind: 'refused'; status: number; body: string; contentType: string; retryAfter: string | undefined };
+
+/** write-api could not answer (down, 5xx, timeout): the caller gets 503 and retries. */
+export class SnapshotUnavailableError extends Error {
+  constructor(url: string, reason: string) {
+    super(`snapshot from ${url} failed: ${reason}`);
+    this.name = 'SnapshotUnavailableError';
+  }
+}
+
+interface FlightSlot {
+  running: Promise<SnapshotResult> | undefined;
+  queued:
+    | { promise: Promise<SnapshotResult>; resolve: (result: Promise<SnapshotResult>) => void }
+    | undefined;
+}
+
+/**
+ * The write-api client for `…/latest/`. Identical requests (same credential and route) share a call, but
+ * only a call that starts after the request joined it: a call already in flight may have read the
+ * database before the joiner subscribed, so joiners queue for the next call, issued when the running
+ * one settles. A connect storm therefore costs at most two calls in flight per key, and no update is lost.
+ */
+export class SnapshotClient {
+  private readonly slots = new Map<string, FlightSlot>();
+
+  constructor(
+    private readonly writeApiUrl: string,
+    private readonly timeoutMs: number,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  fetch(credential: string, route: StreamRoute, purpose: SnapshotPurpose): Promise<SnapshotResult> {
+    const key = `${credential}\n${route.teamId}\n${route.workflowId}\n${route.skillId ?? ''}`;
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { running: undefined, queued: undefined };
+      this.slots.set(key, slot);
+    }
+    const request = () => this.request(credential, route, purpose);
+    if (!slot.running) return this.start(key, slot, request);
+    if (!slot.queued) {
+      let resolve!: (result: Promise<SnapshotResult>) => void;
+      const promise = new Promise<SnapshotResult>((settle) => {
+        resolve = settle;
+      });
+      slot.queued = { promise, resolve };
+    }
+    return slot.queued.promise;
+  }
+
+  /** Calls in flight or queued, for tests and diagnostics. */
+  get activeKeys(): number {
+    return this.slots.size;
+  }
+
+  private start(
+    key: string,
+    slot: FlightSlot,
+    request: () => Promise<SnapshotResult>,
+  ): Promise<SnapshotResult> {
+    const flight = request();
+    slot.running = flight;
+    const settle = () => {
+      const queued = slot.queued;
+      slot.queued = undefined;
+      if (queued) {
+        queued.resolve(this.start(key, slot, request));
+      } else {
+        slot.running = undefined;
+        this.slots.delete(key);
+      }
+    };
+    flight.then(settle, settle);
+    return flight;
+  }
+
+  private async request(
+    credential: string,
+    route: StreamRoute,
+    purpose: SnapshotPurpose,
+  ): Promise<SnapshotResult> {
+    const url = latestSessionUrl(this.writeApiUrl, route.teamId, route.workflowId, route.skillId);
+    let response: Response;
+    let body: string;
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      body = await response.text();
+    } catch (error) {
+      this.count('unavailable', purpose);
+      throw new SnapshotUnavailableError(url, (error as Error).message);
+    }
+    if (response.status === 204) {
+      this.count('empty', purpose);
+      return { kind: 'empty' };
+    }
+    if (response.status === 200) {
+      const frame = frameFromDto(body);
+      if (!frame) {
+        this.count('unavailable', purpose);
+        throw new SnapshotUnavailableError(url, 'the response is not a session DTO');
+      }
+      this.count('ok', purpose);
+      return { kind: 'session', frame };
+    }
+    if (response.status >= 400 && response.status < 500) {
+      this.count('refused', purpose);
+      return {
+        kind: 'refused',
+        status: response.status,
+        body,
+        contentType: response.headers.get('content-type') ?? 'application/json; charset=utf-8',
+        retryAfter: response.headers.get('retry-after') ?? undefined,
+      };
+    }
+    this.count('unavailable', purpose);
+    throw new SnapshotUnavailableError(url, `status ${response.status}`);
+  }
+
+  private count(outcome: 'ok' | 'empty' | 'refused' | 'unavailable', purpose: SnapshotPurpose): void {
+    this.metrics.snapshotCalls.inc({ outcome, purpose });
+  }
+}
+
+/** The snapshot's frame carries write-api's bytes unchanged; only its id needs session_id and version. */
+function frameFromDto(body: string): SessionFrame | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const { session_id: sessionId, version } = (parsed ?? {}) as { session_id?: unknown; version?: unknown };
+  if (typeof sessionId !== 'string' || typeof version !== 'number' || !Number.isSafeInteger(version)) {
+    return undefined;
+  }
+  return sessionFrame(version, sessionId, body);
+}

@@ -1,0 +1,24 @@
+import type { BusConnection } from '@wizard-stream/bus';
+import type { StreamGatewayConfig } from './config.js';
+import type { StreamRegistry } from './fanout.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { SnapshotClient } from './snapshot.js';
+import type { SubscriptionHub } from './subscriptions.js';
+
+/** What the routes share, decorated on the Fastify instance as `gateway`. */
+export interface GatewayState {
+  config: StreamGatewayConfig;
+  bus: BusConnection;
+  hub: SubscriptionHub;
+  registry: StreamRegistry;
+  snapshots: SnapshotClient;
+  metrics: GatewayMetrics;
+  /** Set by the drain: readiness is false and new streams get 503. */
+  draining: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    gateway: GatewayState;
+  }
+}

@@ -1,0 +1,145 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import {
+  apiErrorFromZod,
+  apiErrors,
+  credentialFrom,
+  formatSseRetry,
+  projectIdSchema,
+  SESSION_COLLECTION_PATHS,
+  SSE_RETRY_MS,
+  STREAM_TOKEN_QUERY_PARAM,
+  streamQuerySchema,
+} from '@wizard-stream/contracts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { acceptsEventStream } from './accept.js';
+import { StreamConnection } from './connection.js';
+import { SnapshotUnavailableError, type StreamRoute } from './snapshot.js';
+
+const PREAMBLE = Buffer.from(formatSseRetry(SSE_RETRY_MS));
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive',
+};
+
+/** Clients told to come back spread their retries over 15–45 s instead of returning together. */
+export function jitteredRetryAfterSeconds(): number {
+  return 15 + Math.floor(Math.random() * 31);
+}
+
+const unavailable = (detail: string) => apiErrors.unavailable(detail, jitteredRetryAfterSeconds());
+
+interface StreamRequest {
+  Params: { projectId: string };
+  Querystring: Record<string, unknown>;
+}
+
+/** `GET …/sessions/stream/` under both aliases, with and without the trailing slash (SPEC §7). */
+export async function streamRoutes(app: FastifyInstance): Promise<void> {
+  for (const collection of SESSION_COLLECTION_PATHS) {
+    for (const path of [`${collection}/stream/`, `${collection}/stream`]) {
+      // No implicit HEAD route: a HEAD would otherwise hold a stream that can never carry a frame.
+      app.get<StreamRequest>(path, { exposeHeadRoute: false }, handleStream);
+    }
+  }
+}
+
+async function handleStream(
+  this: FastifyInstance,
+  request: FastifyRequest<StreamRequest>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const { config, registry, hub, snapshots, bus } = this.gateway;
+
+  // 1. The killswitch: 204 is the one status that makes EventSource stop reconnecting.
+  if (config.killswitch) return reply.code(204).send();
+
+  // 2. Ids, before anything else touches them.
+  const project = projectIdSchema.safeParse(request.params.projectId);
+  if (!project.success) {
+    throw apiErrors.invalidInput(project.error.issues[0]?.message ?? 'invalid project id.', 'project_id');
+  }
+  const query = streamQuerySchema.safeParse(request.query);
+  if (!query.success) throw apiErrorFromZod(query.error);
+
+  // 3. Negotiation.
+  if (!acceptsEventStream(request.headers.accept)) throw apiErrors.notAcceptable();
+
+  // 4. Capacity.
+  if (this.gateway.draining) throw unavailable('The stream gateway is shutting down; reconnect to another.');
+  if (registry.size >= config.maxStreams) {
+    throw unavailable(`The stream gateway holds its maximum of ${config.maxStreams} streams.`);
+  }
+
+  // 5. Credentials (checked by write-api when it serves the snapshot), subscription, snapshot.
+  const queryToken = request.query[STREAM_TOKEN_QUERY_PARAM];
+  const credential = credentialFrom(
+    request.headers.authorization,
+    typeof queryToken === 'string' ? queryToken : undefined,
+  );
+  if (!credential) throw apiErrors.notAuthenticated();
+  if (!bus.nats) throw unavailable('The stream gateway is not connected to NATS yet.');
+
+  const route: StreamRoute = {
+    teamId: project.data,
+    workflowId: query.data.workflow_id,
+    skillId: query.data.skill_id,
+  };
+  const lastEventId = request.headers['last-event-id'];
+  const now = Date.now();
+  const connection = new StreamConnection(
+    registry.stats,
+    registry.rotationDeadline(now),
+    typeof lastEventId === 'string' ? lastEventId : undefined,
+  );
+  registry.add(connection);
+  // Subscribed (and holding live updates) from here on, before the snapshot is read.
+  const feed = hub.attach(route, connection);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    connection.markClosed();
+    registry.remove(connection);
+    hub.detach(feed, connection);
+  };
+  const response = reply.raw;
+  response.once('close', release);
+
+  let snapshot: Awaited<ReturnType<typeof snapshots.fetch>>;
+  try {
+    await feed.ready;
+    snapshot = await snapshots.fetch(credential, route, 'connect');
+  } catch (error) {
+    release();
+    if (!(error instanceof SnapshotUnavailableError)) {
+      request.log.error({ err: error, subject: feed.subject }, 'stream setup failed');
+    } else {
+      request.log.warn({ error: error.message }, 'snapshot unavailable');
+    }
+    throw unavailable('The session store could not be reached; retry later.');
+  }
+
+  if (snapshot.kind === 'refused') {
+    release();
+    reply.code(snapshot.status).header('content-type', snapshot.contentType);
+    if (snapshot.retryAfter) reply.header('retry-after', snapshot.retryAfter);
+    return reply.send(snapshot.body);
+  }
+  if (response.destroyed || connection.isClosed) {
+    release();
+    if (response.destroyed) return reply.hijack();
+    throw unavailable('The stream gateway is shutting down; reconnect to another.');
+  }
+
+  // 6. Streaming: written by hand on the raw response (headers set by hooks, e.g. CORS, are kept).
+  reply.hijack();
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(reply.getHeaders()))
+    if (value !== undefined) headers[name] = value;
+  response.writeHead(200, Object.assign(headers, SSE_HEADERS));
+  connection.open(response, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
+  return reply;
+}

@@ -1,0 +1,51 @@
+import { ConfigError } from '@wizard-stream/contracts';
+import { describe, expect, it } from 'vitest';
+import { loadStreamGatewayConfig } from '../src/config.js';
+
+describe('loadStreamGatewayConfig', () => {
+  it('applies the SPEC defaults', () => {
+    expect(loadStreamGatewayConfig({})).toMatchObject({
+      port: 8001,
+      writeApiUrl: 'http://127.0.0.1:8000',
+      natsUrl: 'nats://127.0.0.1:4222',
+      heartbeatMs: 15_000,
+      streamMaxDurationMs: 900_000,
+      maxStreams: 20_000,
+      slowClientMs: 30_000,
+      drainMs: 10_000,
+      killswitch: false,
+      corsOrigins: [],
+      snapshotTimeoutMs: 5000,
+      internalApiToken: undefined,
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = loadStreamGatewayConfig({
+      PORT: '9100',
+      STREAM_KILLSWITCH: '1',
+      CORS_ORIGINS: 'https://a.example, https://b.example',
+      MAX_STREAMS: '5',
+      INTERNAL_API_TOKEN: 'secret-secret-secret',
+    });
+    expect(config).toMatchObject({
+      port: 9100,
+      killswitch: true,
+      corsOrigins: ['https://a.example', 'https://b.example'],
+      maxStreams: 5,
+      internalApiToken: 'secret-secret-secret',
+    });
+  });
+
+  it('names each bad value', () => {
+    expect(() => loadStreamGatewayConfig({ HEARTBEAT_MS: 'soon', WRITE_API_URL: 'not a url' })).toThrow(
+      ConfigError,
+    );
+    try {
+      loadStreamGatewayConfig({ HEARTBEAT_MS: 'soon', WRITE_API_URL: 'not a url' });
+    } catch (error) {
+      expect((error as Error).message).toContain('HEARTBEAT_MS="soon"');
+      expect((error as Error).message).toContain('WRITE_API_URL="not a url"');
+    }
+  });
+});

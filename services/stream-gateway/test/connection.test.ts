@@ -1,0 +1,165 @@
+import { Writable } from 'node:stream';
+import { formatSessionFrame, SSE_END_FRAME, SSE_PING } from '@wizard-stream/contracts';
+import { describe, expect, it } from 'vitest';
+import { type DeliveryStats, StreamConnection } from '../src/connection.js';
+import { type SessionFrame, sessionFrame } from '../src/frame.js';
+
+const PREAMBLE = Buffer.from('retry: 3000\n\n');
+const LIMITS = { heartbeatMs: 1000, slowClientMs: 5000 };
+
+/** A real Writable standing in for the socket; `holding` keeps writes unacknowledged (a client not reading). */
+class TestSink extends Writable {
+  readonly written: string[] = [];
+  holding = false;
+  private readonly held: Array<() => void> = [];
+
+  constructor() {
+    super({ highWaterMark: 64 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.written.push(chunk.toString());
+    if (this.holding) this.held.push(callback);
+    else callback();
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const callback of this.held.splice(0)) callback();
+  }
+
+  /** The session frames written, as `<version>:<session>` ids. */
+  get ids(): string[] {
+    return this.written.flatMap((chunk) =>
+      [...chunk.matchAll(/^id: (.*)$/gm)].map((match) => match[1] as string),
+    );
+  }
+}
+
+const frame = (sessionId: string, version: number, size = 8): SessionFrame =>
+  sessionFrame(version, sessionId, `{"v":${version},"pad":"${'x'.repeat(size)}"}`);
+
+function setup(lastEventId?: string) {
+  const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+  const connection = new StreamConnection(stats, 1_000_000, lastEventId);
+  const sink = new TestSink();
+  return { stats, connection, sink };
+}
+
+const nextTick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('StreamConnection', () => {
+  it('writes the preamble, then the snapshot, then live frames; drops versions not newer than the last sent', () => {
+    const { connection, sink, stats } = setup();
+    connection.open(sink, PREAMBLE, frame('s', 2), 0);
+    for (const version of [1, 2, 3, 3, 2, 5, 4]) connection.offer(frame('s', version), 0);
+    expect(sink.written[0]).toBe('retry: 3000\n\n');
+    expect(sink.ids).toEqual(['2:s', '3:s', '5:s']);
+    expect(sink.written[1]).toBe(formatSessionFrame(2, 's', '{"v":2,"pad":"xxxxxxxx"}'));
+    expect(stats.delivered).toBe(3);
+  });
+
+  it('tracks versions per session independently', () => {
+    const { connection, sink } = setup();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    for (const [session, version] of [
+      ['a', 3],
+      ['b', 1],
+      ['a', 2],
+      ['b', 2],
+      ['a', 4],
+    ] as const) {
+      connection.offer(frame(session, version), 0);
+    }
+    expect(sink.ids).toEqual(['3:a', '1:b', '2:b', '4:a']);
+  });
+
+  it('skips a snapshot whose id equals Last-Event-ID, and sends a newer one', () => {
+    const resumed = setup('7:s');
+    resumed.connection.open(resumed.sink, PREAMBLE, frame('s', 7), 0);
+    expect(resumed.sink.ids).toEqual([]);
+    resumed.connection.offer(frame('s', 8), 0);
+    expect(resumed.sink.ids).toEqual(['8:s']);
+
+    const behind = setup('6:s');
+    behind.connection.open(behind.sink, PREAMBLE, frame('s', 7), 0);
+    expect(behind.sink.ids).toEqual(['7:s']);
+
+    const garbage = setup('not-an-id');
+    garbage.connection.open(garbage.sink, PREAMBLE, frame('s', 7), 0);
+    expect(garbage.sink.ids).toEqual(['7:s']);
+  });
+
+  it('holds live frames while the snapshot is fetched: a newer one replaces the snapshot, all by version order', () => {
+    const { connection, sink, stats } = setup();
+    connection.offer(frame('a', 4), 0);
+    connection.offer(frame('a', 5), 0);
+    connection.offer(frame('b', 2), 0);
+    expect(sink.written).toEqual([]);
+    expect(connection.pendingVersion('a')).toBe(5);
+    // The snapshot (a v3) was read before a v4 and v5 were committed: it must not be sent after them.
+    connection.open(sink, PREAMBLE, frame('a', 3), 0);
+    expect(sink.ids).toEqual(['2:b', '5:a']);
+    expect(stats.conflated).toBe(1);
+  });
+
+  it('conflates to the newest pending frame per session while the socket does not drain, then flushes on drain', async () => {
+    const { connection, sink, stats } = setup();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    sink.holding = true;
+    connection.offer(frame('a', 1, 200), 10); // larger than the high-water mark: the socket is now blocked
+    expect(connection.isBlocked).toBe(true);
+    for (let version = 2; version <= 50; version++) connection.offer(frame('a', version, 200), 11);
+    connection.offer(frame('b', 9), 11);
+    expect(sink.ids).toEqual(['1:a']);
+    expect(connection.pendingVersion('a')).toBe(50);
+    expect(stats.conflated).toBe(48);
+    expect(connection.bufferedBytes()).toBeLessThan(3 * 300);
+
+    sink.release();
+    await nextTick();
+    expect(connection.isBlocked).toBe(false);
+    expect(sink.ids).toEqual(['1:a', '9:b', '50:a']);
+  });
+
+  it('closes a connection blocked for slowClientMs, and not before', () => {
+    const { connection, sink, stats } = setup();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    sink.holding = true;
+    connection.offer(frame('a', 1, 200), 1000);
+    connection.sweep(1000 + LIMITS.slowClientMs - 1, LIMITS);
+    expect(sink.destroyed).toBe(false);
+    connection.sweep(1000 + LIMITS.slowClientMs, LIMITS);
+    expect(sink.destroyed).toBe(true);
+    expect(connection.isClosed).toBe(true);
+    expect(stats.slowClientCloses).toBe(1);
+    connection.offer(frame('a', 2), 7000);
+    expect(sink.ids).toEqual(['1:a']);
+  });
+
+  it('pings after heartbeatMs without a frame, and a frame resets the heartbeat', () => {
+    const { connection, sink } = setup();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.sweep(999, LIMITS);
+    expect(sink.written).not.toContain(SSE_PING);
+    connection.offer(frame('a', 1), 900);
+    connection.sweep(1500, LIMITS);
+    expect(sink.written).not.toContain(SSE_PING);
+    connection.sweep(1900, LIMITS);
+    expect(sink.written.at(-1)).toBe(SSE_PING);
+  });
+
+  it('ends with `event: end` at its deadline and writes nothing after', () => {
+    const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+    const connection = new StreamConnection(stats, 500, undefined);
+    const sink = new TestSink();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.sweep(499, LIMITS);
+    expect(sink.written).not.toContain(SSE_END_FRAME);
+    connection.sweep(500, LIMITS);
+    expect(sink.written.at(-1)).toBe(SSE_END_FRAME);
+    expect(sink.writableEnded).toBe(true);
+    connection.offer(frame('a', 1), 600);
+    expect(sink.ids).toEqual([]);
+  });
+});
