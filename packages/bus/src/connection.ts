@@ -33,11 +33,29 @@ export class BusConnection {
     this.firstConnect.catch(() => {});
   }
 
+  /**
+   * Retries the first connection itself (rather than the client's waitOnFirstConnect), so that close()
+   * can stop a service that never reached NATS instead of leaving a connect loop behind.
+   */
   private async open(): Promise<NatsConnection> {
+    let delayMs = 100;
+    for (;;) {
+      if (this.closing) throw new Error(`bus ${this.options.name} closed before it connected`);
+      try {
+        return await this.connectOnce();
+      } catch (error) {
+        if (this.closing) throw error;
+        this.options.logger?.warn({ err: error, url: this.options.url }, 'nats not reachable yet; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+        delayMs = Math.min(delayMs * 2, 2000);
+      }
+    }
+  }
+
+  private async connectOnce(): Promise<NatsConnection> {
     const connection = await connect({
       servers: this.options.url.split(',').map((server) => server.trim()),
       name: this.options.name,
-      waitOnFirstConnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       reconnectJitter: 250,
@@ -46,7 +64,7 @@ export class BusConnection {
     });
     if (this.closing) {
       await connection.close();
-      throw new Error('bus closed before it connected');
+      throw new Error(`bus ${this.options.name} closed before it connected`);
     }
     this.connection = connection;
     this.isUp = true;
