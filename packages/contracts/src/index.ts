@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './headers.js';
 export * from './ids.js';
+export * from './nesting.js';
 export * from './session.js';
 export * from './sse.js';
 export * from './strings.js';

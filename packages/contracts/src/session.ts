@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sessionIdSchema, skillIdSchema, workflowIdSchema } from './ids.js';
+import { MAX_BODY_NESTING, nestsDeeperThan } from './nesting.js';
 import { findUnstorableString } from './strings.js';
 
 export const RUN_PHASES = ['idle', 'running', 'completed', 'error'] as const;
@@ -56,6 +57,15 @@ export const upsertSessionBodySchema = z
       .nullish(),
   })
   .superRefine((body, ctx) => {
+    // First, and iteratively: the recursive walk below (and JSON.stringify later) would overflow on it.
+    if (nestsDeeperThan(body, MAX_BODY_NESTING)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `The request body nests deeper than ${MAX_BODY_NESTING} levels.`,
+      });
+      return;
+    }
     const path = findUnstorableString(body);
     if (path)
       ctx.addIssue({ code: 'custom', path, message: 'contains a NUL character or a lone surrogate.' });

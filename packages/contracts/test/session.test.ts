@@ -56,6 +56,17 @@ describe('upsert body', () => {
     if (!result.success) expect(apiErrorFromZod(result.error).body.attr).toBe(attr);
   });
 
+  it('refuses a free JSON field nested deeper than 64 levels without overflowing the stack', () => {
+    let deep: unknown = 'leaf';
+    for (let level = 0; level < 100_000; level++) deep = { next: deep };
+    const result = upsertSessionBodySchema.safeParse({ ...body, event_plan: deep });
+    expect(result.success).toBe(false);
+    if (!result.success) expect(result.error.issues[0]?.message).toMatch(/deeper than 64 levels/);
+    let shallow: unknown = 'leaf';
+    for (let level = 0; level < 60; level++) shallow = [shallow];
+    expect(upsertSessionBodySchema.safeParse({ ...body, error: { shallow } }).success).toBe(true);
+  });
+
   it('limits handoff_text to 64 KiB of UTF-8', () => {
     expect(upsertSessionBodySchema.safeParse({ ...body, handoff_text: 'x'.repeat(65536) }).success).toBe(
       true,

@@ -11,7 +11,6 @@ import {
   upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MAX_BODY_NESTING, nestsDeeperThan } from './nesting.js';
 import { findSession, latestSession, listSessions, upsertSession } from './queries.js';
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
@@ -35,9 +34,6 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       throw apiErrors.permissionDenied('Only personal API keys can push sessions.');
     let body: UpsertSessionBody;
     try {
-      if (nestsDeeperThan(request.body, MAX_BODY_NESTING)) {
-        throw apiErrors.invalidInput(`The request body nests deeper than ${MAX_BODY_NESTING} levels.`);
-      }
       body = parseInput(upsertSessionBodySchema, request.body);
     } catch (error) {
       metrics.upserts.inc({ result: 'invalid' });
