@@ -69,6 +69,14 @@ ensureSystemPackage(
 if (args.has('--browser')) {
   ensureSystemPackage(['/usr/bin/chromium', 'chromium'], 'chromium', 'browser tests');
 }
+if (args.has('--bench')) {
+  ensureSystemPackage(['/usr/bin/wrk', 'wrk'], 'wrk', 'the HTTP load client of the write-api benchmark');
+  ensureSystemPackage(
+    ['/usr/bin/pgbench', 'pgbench'],
+    'postgresql-client',
+    'the pgbench ceiling of the write-api benchmark',
+  );
+}
 if (args.has('--kubectl')) {
   ensureSystemPackage(['/usr/bin/kubectl', 'kubectl'], 'kubectl', 'rendering the kustomize manifests');
 }

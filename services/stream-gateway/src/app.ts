@@ -46,6 +46,7 @@ export async function buildGateway(
     subscriptions: hub?.size ?? 0,
     ...registry.stats,
     bufferedBytes: () => registry.bufferedBytes(),
+    natsConnected: bus.isConnected(),
   }));
   hub = new SubscriptionHub(bus, metrics, app.log);
   const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);

@@ -39,7 +39,14 @@ const CLOSED = 2;
  */
 export class StreamConnection {
   private state = PENDING;
-  private readonly lastSent = new Map<string, number>();
+  /**
+   * The version last written per session. Nearly every stream follows one session, so the first one
+   * lives in two fields and a Map is only created for a second (an empty Map costs more than a stream's
+   * whole state here, times tens of thousands of connections).
+   */
+  private firstSessionId: string | undefined;
+  private firstVersion = 0;
+  private otherSessions: Map<string, number> | undefined;
   private pending: Map<string, SessionFrame> | undefined;
   private sink: SseSink | undefined;
   /** 0 while the socket drains; otherwise when it stopped. */
@@ -53,7 +60,7 @@ export class StreamConnection {
     lastEventId: string | undefined,
   ) {
     const resumed = parseSessionEventId(lastEventId);
-    if (resumed) this.lastSent.set(resumed.sessionId, resumed.version);
+    if (resumed) this.setLastSent(resumed.sessionId, resumed.version);
   }
 
   get isOpen(): boolean {
@@ -70,7 +77,18 @@ export class StreamConnection {
 
   /** The version last written for a session, if any. */
   lastSentVersion(sessionId: string): number | undefined {
-    return this.lastSent.get(sessionId);
+    if (sessionId === this.firstSessionId) return this.firstVersion;
+    return this.otherSessions?.get(sessionId);
+  }
+
+  private setLastSent(sessionId: string, version: number): void {
+    if (this.firstSessionId === undefined || this.firstSessionId === sessionId) {
+      this.firstSessionId = sessionId;
+      this.firstVersion = version;
+      return;
+    }
+    if (!this.otherSessions) this.otherSessions = new Map();
+    this.otherSessions.set(sessionId, version);
   }
 
   /** The version of a session waiting to be written (held before open, or while blocked), if any. */
@@ -88,7 +106,7 @@ export class StreamConnection {
   /** A live update (or a re-snapshot): written now, held, or dropped when it is not newer. */
   offer(frame: SessionFrame, now: number): void {
     if (this.state === CLOSED) return;
-    const sent = this.lastSent.get(frame.sessionId);
+    const sent = this.lastSentVersion(frame.sessionId);
     if (sent !== undefined && frame.version <= sent) return;
     if (this.state === PENDING || this.blockedSince !== 0) {
       this.hold(frame);
@@ -166,7 +184,7 @@ export class StreamConnection {
   }
 
   private write(frame: SessionFrame, now: number): void {
-    this.lastSent.set(frame.sessionId, frame.version);
+    this.setLastSent(frame.sessionId, frame.version);
     this.lastWriteAt = now;
     this.stats.delivered++;
     if (!(this.sink as SseSink).write(frame.bytes)) this.blockedSince = now;
@@ -179,7 +197,7 @@ export class StreamConnection {
     for (const frame of frames) {
       if (this.blockedSince !== 0 || this.state !== OPEN) return;
       pending.delete(frame.sessionId);
-      const sent = this.lastSent.get(frame.sessionId);
+      const sent = this.lastSentVersion(frame.sessionId);
       if (sent === undefined || frame.version > sent) this.write(frame, now);
     }
   }

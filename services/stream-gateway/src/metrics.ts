@@ -14,6 +14,7 @@ export interface GatewayStats {
   conflated: number;
   slowClientCloses: number;
   bufferedBytes: () => number;
+  natsConnected: boolean;
 }
 
 /**
@@ -42,6 +43,15 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.set(readStats().subscriptions);
+      },
+    });
+    new Gauge({
+      // The same name as write-api's, so one alert covers every pod that lost NATS.
+      name: 'wizard_nats_connected',
+      help: '1 while connected to NATS',
+      registers,
+      collect() {
+        this.set(readStats().natsConnected ? 1 : 0);
       },
     });
     new Gauge({

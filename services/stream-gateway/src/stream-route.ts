@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   apiErrorFromZod,
   apiErrors,
@@ -21,7 +21,8 @@ const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
-  connection: 'keep-alive',
+  // The body ends when the connection does (as nchan's): see writeStreamHead.
+  connection: 'close',
 };
 
 /** Clients told to come back spread their retries over 15–45 s instead of returning together. */
@@ -106,7 +107,8 @@ async function handleStream(
     hub.detach(feed, connection);
   };
   const response = reply.raw;
-  response.once('close', release);
+  // `on`, not `once`: release is idempotent, and once() would allocate a wrapper per stream.
+  response.on('close', release);
 
   let snapshot: Awaited<ReturnType<typeof snapshots.fetch>>;
   try {
@@ -136,10 +138,37 @@ async function handleStream(
 
   // 6. Streaming: written by hand on the raw response (headers set by hooks, e.g. CORS, are kept).
   reply.hijack();
+  releaseFastifyRequest(response);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(reply.getHeaders()))
     if (value !== undefined) headers[name] = value;
+  // Delimited by the connection's close, not chunked: every frame is then one write of its shared Buffer
+  // instead of four (size line, CRLF, frame, CRLF), which is most of the fan-out's cost per client.
+  response.useChunkedEncodingByDefault = false;
   response.writeHead(200, Object.assign(headers, SSE_HEADERS));
   connection.open(response, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
   return reply;
 }
+
+/**
+ * Once a stream is hijacked its lifecycle is ours, but Fastify's response listener (its onResponse
+ * phase and "request completed" log line) would hold the Request, the Reply and a child logger for the
+ * stream's whole life: about a kilobyte times every open stream. The gateway registers no onResponse
+ * hook, so the listener is dropped; a stream's end shows in the open-streams gauge instead of a log line.
+ */
+function releaseFastifyRequest(response: ServerResponse): void {
+  for (const event of ['finish', 'error'] as const) {
+    for (const listener of response.listeners(event)) {
+      if ((listener as { name?: string }).name === FASTIFY_RESPONSE_LISTENER) {
+        response.removeListener(event, listener as (...args: unknown[]) => void);
+      }
+    }
+  }
+  if (response.listenerCount('error') === 0) response.on('error', ignoreResponseError);
+}
+
+/** The name of the listener fastify/lib/reply.js attaches to every response for its onResponse phase. */
+const FASTIFY_RESPONSE_LISTENER = 'onResFinished';
+
+/** A failed write on a stream surfaces as its socket's 'close', which releases the stream. */
+function ignoreResponseError(): void {}

@@ -10,6 +10,7 @@ import {
   type UpsertSessionBody,
   upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
+import { inSpan } from '@wizard-stream/telemetry';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { findSession, latestSession, listSessions, upsertSession } from './queries.js';
 
@@ -39,7 +40,13 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       metrics.upserts.inc({ result: 'invalid' });
       throw error;
     }
-    const { row } = await upsertSession(app.services.database.db, projectId, principal.userId, body);
+    // The upsert is one statement, so its span is the transaction: from BEGIN to COMMIT.
+    const { row } = await inSpan(
+      'write-api',
+      'wizard.upsert_transaction',
+      () => upsertSession(app.services.database.db, projectId, principal.userId, body),
+      { 'db.system': 'postgresql', 'wizard.session_id': body.session_id },
+    );
     if (!row) {
       metrics.upserts.inc({ result: 'forbidden' });
       throw apiErrors.permissionDenied('This session was created by another user.');

@@ -1,0 +1,60 @@
+import { SSE_END_EVENT, SseParser } from '@wizard-stream/contracts';
+import {
+  type ConnectOutcome,
+  isEventStream,
+  outcomeOfRejectedResponse,
+  type Transport,
+} from './transport.js';
+
+/**
+ * Node (and any runtime with streaming fetch): the credential travels in the Authorization header and
+ * a resumed stream sends Last-Event-ID, so the gateway can skip a snapshot the client already has.
+ */
+export const fetchTransport: Transport = async (context) => {
+  const headers: Record<string, string> = {
+    Accept: 'text/event-stream',
+    Authorization: `Bearer ${context.credential}`,
+  };
+  if (context.lastEventId !== undefined) headers['Last-Event-ID'] = context.lastEventId;
+
+  let response: Response;
+  try {
+    response = await context.fetch(context.url, { headers, signal: context.signal, cache: 'no-store' });
+  } catch (error) {
+    return context.signal.aborted ? { kind: 'aborted' } : { kind: 'failed', error };
+  }
+  if (response.status !== 200 || !response.body) {
+    return outcomeOfRejectedResponse(response, context.credentialRefreshable);
+  }
+  if (!isEventStream(response)) {
+    await response.body.cancel().catch(() => {});
+    return {
+      kind: 'failed',
+      error: new Error(`stream answered 200 with content-type ${response.headers.get('content-type')}`),
+    };
+  }
+
+  context.onOpen();
+  let sawEnd = false;
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const parser = new SseParser((event) => {
+    if (sawEnd) return;
+    if (event.event === 'message') context.onMessage(event.id, event.data);
+    else if (event.event === SSE_END_EVENT) sawEnd = true;
+  });
+  let outcome: ConnectOutcome = { kind: 'dropped' };
+  try {
+    while (!sawEnd) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parser.push(decoder.decode(value, { stream: true }));
+    }
+    if (sawEnd) outcome = { kind: 'end' };
+  } catch (error) {
+    outcome = context.signal.aborted ? { kind: 'aborted' } : { kind: 'dropped', error };
+  }
+  // After `end` the server closes the socket anyway; cancelling makes the reconnect independent of it.
+  await reader.cancel().catch(() => {});
+  return outcome;
+};

@@ -1,0 +1,84 @@
+// A short step before write-api starts: migrate and, on the first start only, seed two teams. It runs
+// as its own process because a PGlite data directory can be open in one process at a time; it has
+// closed the database by the time it prints its result (the last stdout line, JSON).
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { envString, envUrl, loadConfig } from '@wizard-stream/contracts';
+import { hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
+import { z } from 'zod';
+import type { TeamCredential } from './state.js';
+
+interface SeedResult {
+  teams: TeamCredential[];
+  seeded: boolean;
+  migrations: string[];
+}
+
+const TEAM_COUNT = 2;
+
+async function previousTeams(credentialsPath: string | undefined): Promise<TeamCredential[]> {
+  if (!credentialsPath) return [];
+  try {
+    const parsed = JSON.parse(await readFile(credentialsPath, 'utf8')) as { teams?: TeamCredential[] };
+    return Array.isArray(parsed.teams) ? parsed.teams : [];
+  } catch {
+    return [];
+  }
+}
+
+const seedConfigSchema = z.object({
+  DATABASE_URL: envUrl(),
+  PGLITE_DIR: envString('.data/pglite'),
+  CREDENTIALS_FILE: envString(),
+});
+
+async function main(): Promise<SeedResult> {
+  const config = loadConfig('stack seed', seedConfigSchema, process.env);
+  const database = await openDatabase({
+    url: config.DATABASE_URL,
+    pgliteDataDir: config.DATABASE_URL ? undefined : config.PGLITE_DIR,
+  });
+  try {
+    const migrations = await migrateToLatest(database.db);
+    const known = await previousTeams(config.CREDENTIALS_FILE);
+    // Keep the keys of an earlier start as long as the database still knows them.
+    const live = await Promise.all(
+      known.map(async (team) => {
+        const row = await database.db
+          .selectFrom('api_keys')
+          .innerJoin('team_members', 'team_members.user_id', 'api_keys.user_id')
+          .select('api_keys.id')
+          .where('api_keys.key_hash', '=', hashApiKey(team.api_key))
+          .where('api_keys.revoked_at', 'is', null)
+          .where('team_members.team_id', '=', team.id)
+          .executeTakeFirst();
+        return row !== undefined;
+      }),
+    );
+    if (known.length >= TEAM_COUNT && live.every(Boolean)) return { teams: known, seeded: false, migrations };
+
+    const teams: TeamCredential[] = [];
+    for (let index = 1; index <= TEAM_COUNT; index++) {
+      const suffix = randomBytes(4).toString('hex');
+      const member = await seedTeamWithMember(database.db, {
+        teamName: `Local team ${index}`,
+        email: `developer-${index}-${suffix}@wizard-stream.local`,
+        firstName: `Developer ${index}`,
+      });
+      teams.push({ id: member.teamId, api_key: member.apiKey });
+    }
+    return { teams, seeded: true, migrations };
+  } finally {
+    await database.close();
+  }
+}
+
+main().then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  },
+  (error: unknown) => {
+    console.error(`seed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

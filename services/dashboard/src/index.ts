@@ -1,0 +1,2 @@
+export * from './format.js';
+export { type ConnectSettings, settingsFromUrl } from './settings.js';

@@ -1,0 +1,198 @@
+import { spawnSync } from 'node:child_process';
+import { createPushClient, type Session, type Subscription, subscribe } from '@wizard-stream/client';
+import { until } from '@wizard-stream/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from './src/local-stack.js';
+import { commandLineOf, isAlive } from './src/processes.js';
+import { required } from './src/required.js';
+
+/**
+ * `npm start` in a copy of the repository, the way a newcomer runs it: it comes up, writes its
+ * credentials, carries a push through the edge to a stream through the edge, and Ctrl-C stops it all.
+ */
+describe('npm start (local stack)', () => {
+  let stack: LocalStack;
+  let subscription: Subscription | undefined;
+  let tokenFromFirstStart: string | undefined;
+
+  beforeAll(async () => {
+    stack = await startLocalStack(stackEnv);
+  }, 150_000);
+
+  afterAll(async () => {
+    subscription?.close();
+    await subscription?.closed;
+    await stack?.dispose();
+  }, 30_000);
+
+  const stackEnv = { HEARTBEAT_MS: '1000', STREAM_MAX_DURATION_MS: '60000' };
+
+  it('writes a valid .data/credentials.json and says what runs where', async () => {
+    const { credentials } = stack;
+    expect(credentials.url).toBe(stack.url);
+    expect(credentials.write_api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(credentials.gateways).toHaveLength(2);
+    for (const gateway of credentials.gateways) expect(gateway).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(new Set(credentials.gateways).size).toBe(2);
+    expect(credentials.teams).toHaveLength(2);
+    expect(credentials.teams[0]?.id).not.toBe(credentials.teams[1]?.id);
+    for (const team of credentials.teams) expect(team.api_key).toMatch(/^wsk_/);
+    for (const service of [credentials.write_api, ...credentials.gateways]) {
+      expect((await fetch(`${service}/healthz`)).status).toBe(200);
+      expect(stack.output()).toContain(service);
+    }
+    expect(stack.output()).toContain(stack.url);
+    // The copy had no dashboard build: npm start made one.
+    expect(stack.output()).toContain('dashboard built');
+    const dashboard = await fetch(`${stack.url}/`);
+    expect(dashboard.status).toBe(200);
+    expect(await dashboard.text()).toContain('wizard-stream');
+  });
+
+  it('carries a push through the edge to a stream through the edge', async () => {
+    const team = required(stack.credentials.teams[0], 'team 1');
+    const otherTeam = required(stack.credentials.teams[1], 'team 2');
+    const push = createPushClient({ baseUrl: stack.url, projectId: team.id, apiKey: team.api_key });
+    const received: Session[] = [];
+    subscription = subscribe({
+      baseUrl: stack.url,
+      projectId: team.id,
+      workflowId: 'e2e.flow',
+      credentials: { getToken: async () => (await push.mintStreamToken()).token },
+      onSession: (session) => received.push(session),
+    });
+    await until(() => subscription?.state === 'open', { timeoutMs: 10_000, what: 'the stream to open' });
+
+    const started = new Date().toISOString();
+    const sent = await push.upsert({
+      session_id: 'e2e-session',
+      workflow_id: 'e2e.flow',
+      skill_id: 'setup',
+      started_at: started,
+      run_phase: 'running',
+      tasks: [{ id: 't1', title: 'Install the SDK', status: 'in_progress' }],
+    });
+    expect(sent.version).toBe(1);
+    await until(() => received.some((session) => session.version === 1), {
+      timeoutMs: 2000,
+      what: 'the pushed session on the stream within 2 s',
+    });
+    await push.upsert({
+      session_id: 'e2e-session',
+      workflow_id: 'e2e.flow',
+      skill_id: 'setup',
+      started_at: started,
+      run_phase: 'completed',
+      tasks: [{ id: 't1', title: 'Install the SDK', status: 'completed' }],
+      handoff_text: '# Done',
+    });
+    await until(() => received.some((session) => session.version === 2), {
+      timeoutMs: 2000,
+      what: 'the second update within 2 s',
+    });
+    expect(received.at(-1)?.run_phase).toBe('completed');
+    expect(received.map((session) => session.version)).toEqual([1, 2]);
+
+    // The other team's key cannot read this project through the edge.
+    const foreign = await fetch(`${stack.url}/api/projects/${team.id}/wizard/sessions/e2e-session/`, {
+      headers: { Authorization: `Bearer ${otherTeam.api_key}` },
+    });
+    expect(foreign.status).toBe(404);
+    tokenFromFirstStart = (await push.mintStreamToken()).token;
+  }, 30_000);
+
+  it('passes SPEC §9 settings through: HEARTBEAT_MS=1000 reaches the gateways', async () => {
+    const team = required(stack.credentials.teams[0], 'team 1');
+    const controller = new AbortController();
+    const response = await fetch(
+      `${stack.url}/api/projects/${team.id}/wizard/sessions/stream/?workflow_id=quiet`,
+      {
+        headers: { Accept: 'text/event-stream', Authorization: `Bearer ${team.api_key}` },
+        signal: controller.signal,
+      },
+    );
+    expect(response.status).toBe(200);
+    const reader = required(response.body, 'a stream body').getReader();
+    const decoder = new TextDecoder();
+    const openedAt = Date.now();
+    let received = '';
+    try {
+      while (!received.includes(': ping')) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        received += decoder.decode(value, { stream: true });
+      }
+    } finally {
+      controller.abort();
+    }
+    expect(received).toContain(': ping');
+    // The production default is 15 s: a ping this early shows the setting arrived.
+    expect(Date.now() - openedAt).toBeLessThan(5000);
+  }, 15_000);
+
+  it('refuses to start with a clear message when WIZARD_PORT is taken', () => {
+    const second = spawnSync('npm', ['start'], {
+      cwd: stack.directory,
+      env: { ...process.env, WIZARD_PORT: new URL(stack.url).port },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(second.status).toBe(1);
+    expect(second.stdout + second.stderr).toContain(`port ${new URL(stack.url).port} is taken`);
+  }, 70_000);
+
+  it('stops every process it started on Ctrl-C', async () => {
+    subscription?.close();
+    await subscription?.closed;
+    const started = stack.descendants();
+    const commands = started.map(commandLineOf).join('\n');
+    expect(commands).toContain('nats-server');
+    expect(commands).toContain('write-api/src/main.ts');
+    expect(commands.match(/stream-gateway\/src\/main\.ts/g)).toHaveLength(2);
+
+    await stack.interrupt();
+    const survivors = await until(
+      () => {
+        const alive = started.filter(isAlive);
+        return alive.length === 0 ? [] : undefined;
+      },
+      {
+        timeoutMs: 15_000,
+        what: `every child to exit (left: ${started.filter(isAlive).map(commandLineOf).join('; ')})`,
+      },
+    ).catch(() => started.filter(isAlive).map((pid) => `${pid} ${commandLineOf(pid)}`));
+    expect(survivors).toEqual([]);
+    expect(stack.output()).toContain('[stack] stopped');
+  }, 30_000);
+
+  it('a second start reuses .data (same keys, sessions and token secret) and SIGTERM stops it', async () => {
+    const first = stack;
+    await first.dispose({ keepDirectory: true });
+    stack = await startLocalStack(stackEnv, { directory: first.directory });
+    expect(stack.output()).toContain('reusing');
+    expect(stack.credentials.teams).toEqual(first.credentials.teams);
+    const team = required(stack.credentials.teams[0], 'team 1');
+    const push = createPushClient({ baseUrl: stack.url, projectId: team.id, apiKey: team.api_key });
+    const latest = await push.latest('e2e.flow');
+    expect(latest?.session_id).toBe('e2e-session');
+    expect(latest?.version).toBe(2);
+    // A stream token minted before the restart still works: the signing secret is kept in .data.
+    expect(tokenFromFirstStart).toBeDefined();
+    const stream = await fetch(
+      `${stack.url}/api/projects/${team.id}/wizard/sessions/stream/?workflow_id=e2e.flow&token=${tokenFromFirstStart}`,
+      { headers: { Accept: 'text/event-stream' } },
+    );
+    expect(stream.status).toBe(200);
+    await stream.body?.cancel();
+
+    // SIGTERM (a process manager's stop) ends every child too.
+    const started = stack.descendants();
+    expect(started.map(commandLineOf).join('\n')).toContain('write-api/src/main.ts');
+    await stack.terminate();
+    await until(() => started.every((pid) => !isAlive(pid)), {
+      timeoutMs: 15_000,
+      what: 'every child to exit after SIGTERM',
+    });
+    expect(stack.output()).toContain('[stack] stopped');
+  }, 150_000);
+});
