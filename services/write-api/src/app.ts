@@ -16,6 +16,7 @@ import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { StalenessSweeper } from './sessions/staleness.js';
+import { UpsertBatcher } from './sessions/upsert-batcher.js';
 import { streamTokenRoutes } from './stream-tokens.js';
 
 export interface StartOptions {
@@ -99,6 +100,11 @@ export async function startWriteApi(
       database,
       bus,
       publisher,
+      // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
+      upserts: new UpsertBatcher(database.db, {
+        maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
+        maxBatch: 64,
+      }),
       rateLimiter,
       metrics,
       credentials: new CredentialChecker({

@@ -6,6 +6,7 @@ import type { RateLimiter } from '../auth/rate-limiter.js';
 import type { WriteApiConfig } from '../config.js';
 import type { WriteApiMetrics } from '../metrics.js';
 import type { SessionPublisher } from '../sessions/publisher.js';
+import type { UpsertBatcher } from '../sessions/upsert-batcher.js';
 
 /** The long-lived parts every route uses, created once by app.ts and shared as decorators. */
 export interface WriteApiServices {
@@ -13,6 +14,7 @@ export interface WriteApiServices {
   database: Database;
   bus: BusConnection;
   publisher: SessionPublisher;
+  upserts: UpsertBatcher;
   credentials: CredentialChecker;
   rateLimiter: RateLimiter;
   metrics: WriteApiMetrics;

@@ -1,5 +1,5 @@
 import type { SessionRecord, UpsertSessionBody } from '@wizard-stream/contracts';
-import type { DatabaseSchema, WizardSessionRow } from '@wizard-stream/db';
+import { type DatabaseSchema, QueryTemplate, slot, type WizardSessionRow } from '@wizard-stream/db';
 import { type Kysely, type SelectQueryBuilder, sql } from 'kysely';
 
 /** Small typed queries over wizard_sessions; every one is scoped to a team. */
@@ -56,42 +56,72 @@ function selectWithCreator(db: Db) {
 
 const jsonOrNull = (value: unknown) => (value == null ? null : JSON.stringify(value));
 
-export interface UpsertResult {
-  /** The row as committed; undefined when the session belongs to another user (nothing written). */
-  row: WizardSessionRow | undefined;
+/** One validated push: whose session it is, and what was sent. */
+export interface SessionPush {
+  teamId: number;
+  userId: number;
+  body: UpsertSessionBody;
 }
 
 /**
- * One statement, so that the commit is the statement's: insert, or replace the pushed fields of the
- * caller's own session and bump its version. Concurrent first pushes of one session_id meet in the
- * unique constraint and become updates, each with its own version.
+ * A completed push without `event_plan` keeps the stored plan; every other push replaces it. Pushes of
+ * the two kinds run in separate statements, since the column's update expression differs.
  */
-export async function upsertSession(
-  db: Db,
-  teamId: number,
-  userId: number,
-  body: UpsertSessionBody,
-): Promise<UpsertResult> {
-  const keepStoredEventPlan = body.event_plan === undefined && body.run_phase === 'completed';
-  const row = await db
+export function keepsStoredEventPlan(body: UpsertSessionBody): boolean {
+  return body.event_plan === undefined && body.run_phase === 'completed';
+}
+
+/** The values of one push's row that change from push to push. */
+function pushRow({ teamId, userId, body }: SessionPush) {
+  return {
+    team_id: teamId,
+    session_id: body.session_id,
+    workflow_id: body.workflow_id,
+    skill_id: body.skill_id,
+    started_at: body.started_at,
+    run_phase: body.run_phase,
+    tasks: JSON.stringify(body.tasks),
+    event_plan: jsonOrNull(body.event_plan),
+    error: jsonOrNull(body.error),
+    pending_input: jsonOrNull(body.pending_input),
+    handoff_text: body.handoff_text ?? null,
+    created_by: userId,
+  };
+}
+
+type PushRow = ReturnType<typeof pushRow>;
+
+const PUSH_COLUMNS = [
+  'team_id',
+  'session_id',
+  'workflow_id',
+  'skill_id',
+  'started_at',
+  'run_phase',
+  'tasks',
+  'event_plan',
+  'error',
+  'pending_input',
+  'handoff_text',
+  'created_by',
+] as const satisfies readonly (keyof PushRow)[];
+
+/**
+ * Insert each session, or replace the pushed fields of the caller's own session and bump its version.
+ * Concurrent first pushes of one session_id meet in the unique constraint and become updates, each with
+ * its own version.
+ */
+function upsertStatement(db: Db, rows: PushRow[], keepStoredEventPlan: boolean) {
+  return db
     .insertInto('wizard_sessions')
-    .values({
-      team_id: teamId,
-      session_id: body.session_id,
-      workflow_id: body.workflow_id,
-      skill_id: body.skill_id,
-      started_at: body.started_at,
-      run_phase: body.run_phase,
-      tasks: JSON.stringify(body.tasks),
-      event_plan: jsonOrNull(body.event_plan),
-      error: jsonOrNull(body.error),
-      pending_input: jsonOrNull(body.pending_input),
-      handoff_text: body.handoff_text ?? null,
-      created_by: userId,
-      updated_at: sql<Date>`now()`,
-      committed_at: sql<Date>`now()`,
-      version: 1,
-    })
+    .values(
+      rows.map((row) => ({
+        ...row,
+        updated_at: sql<Date>`now()`,
+        committed_at: sql<Date>`now()`,
+        version: 1,
+      })),
+    )
     .onConflict((conflict) =>
       conflict
         .columns(['team_id', 'session_id'])
@@ -116,11 +146,46 @@ export async function upsertSession(
           version: eb('wizard_sessions.version', '+', 1),
           stale_marked_at: null,
         }))
-        .where('wizard_sessions.created_by', '=', userId),
+        // Only the creator may update a session (created_by never changes).
+        .whereRef('wizard_sessions.created_by', '=', 'excluded.created_by'),
     )
-    .returningAll()
-    .executeTakeFirst();
-  return { row };
+    .returningAll();
+}
+
+/** The upsert compiled once per row count and event-plan rule: the hot path only fills in values. */
+const upsertTemplates = new WeakMap<Db, Map<string, QueryTemplate>>();
+
+function upsertTemplate(db: Db, rowCount: number, keepStoredEventPlan: boolean): QueryTemplate {
+  let templates = upsertTemplates.get(db);
+  if (!templates) {
+    templates = new Map();
+    upsertTemplates.set(db, templates);
+  }
+  const shape = `${rowCount}:${keepStoredEventPlan}`;
+  let template = templates.get(shape);
+  if (!template) {
+    const slots = Array.from(
+      { length: rowCount },
+      (_, row) => Object.fromEntries(PUSH_COLUMNS.map((column) => [column, slot(row, column)])) as PushRow,
+    );
+    template = QueryTemplate.compile(upsertStatement(db, slots, keepStoredEventPlan));
+    templates.set(shape, template);
+  }
+  return template;
+}
+
+/**
+ * One statement for every push, so that the commit is the statement's. Returns the committed rows; a
+ * push whose session belongs to another user has none (nothing written for it). The pushes must name
+ * distinct sessions and agree on keepsStoredEventPlan.
+ */
+export async function upsertSessions(db: Db, pushes: SessionPush[]): Promise<WizardSessionRow[]> {
+  const keepStoredEventPlan = keepsStoredEventPlan((pushes[0] as SessionPush).body);
+  const rows = pushes.map(pushRow);
+  const query = upsertTemplate(db, rows.length, keepStoredEventPlan).bind<WizardSessionRow>(
+    (row, column) => (rows[row] as PushRow)[column as keyof PushRow],
+  );
+  return (await db.executeQuery(query)).rows;
 }
 
 export async function findSession(

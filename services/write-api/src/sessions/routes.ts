@@ -12,7 +12,7 @@ import {
 } from '@wizard-stream/contracts';
 import { inSpan } from '@wizard-stream/telemetry';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { findSession, latestSession, listSessions, upsertSession } from './queries.js';
+import { findSession, latestSession, listSessions } from './queries.js';
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
   return reply.code(statusCode).type('application/json; charset=utf-8').send(json);
@@ -40,11 +40,11 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       metrics.upserts.inc({ result: 'invalid' });
       throw error;
     }
-    // The upsert is one statement, so its span is the transaction: from BEGIN to COMMIT.
-    const { row } = await inSpan(
+    // The upsert is one statement (shared with concurrent pushes), so its span is the transaction.
+    const row = await inSpan(
       'write-api',
       'wizard.upsert_transaction',
-      () => upsertSession(app.services.database.db, projectId, principal.userId, body),
+      () => app.services.upserts.upsert({ teamId: projectId, userId: principal.userId, body }),
       { 'db.system': 'postgresql', 'wizard.session_id': body.session_id },
     );
     if (!row) {

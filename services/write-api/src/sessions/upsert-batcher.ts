@@ -1,0 +1,113 @@
+import type { DatabaseSchema, WizardSessionRow } from '@wizard-stream/db';
+import type { Kysely } from 'kysely';
+import { isDatabaseUnavailable } from '../db-errors.js';
+import { keepsStoredEventPlan, type SessionPush, upsertSessions } from './queries.js';
+
+interface QueuedPush extends SessionPush {
+  key: string;
+  keepStoredEventPlan: boolean;
+  resolve(row: WizardSessionRow | undefined): void;
+  reject(error: unknown): void;
+}
+
+export interface UpsertBatcherOptions {
+  /** Statements in flight at once; pushes that arrive meanwhile wait and go together in the next one. */
+  maxInFlight: number;
+  /** Sessions per statement at most. */
+  maxBatch: number;
+}
+
+const sessionKey = (teamId: number, sessionId: string) => `${teamId}\u0000${sessionId}`;
+
+/**
+ * Group commit for pushes. Under load most of an upsert's cost is per statement, not per row: the round
+ * trip, the commit's WAL flush, and the query's build. Pushes that arrive while `maxInFlight` statements
+ * are running are written together by the next one, a multi-row upsert that commits them all at once.
+ * An idle server still writes each push at once, in a statement of its own.
+ *
+ * A statement holds each session at most once (PostgreSQL refuses to update a row twice in one
+ * statement): a second push of a session waits for the next statement, so its version follows the first.
+ * If a statement fails for any reason other than an unreachable database, its pushes are retried one by
+ * one, so a push that the database refuses fails alone and never takes others down with it.
+ */
+export class UpsertBatcher {
+  private queue: QueuedPush[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Kysely<DatabaseSchema>,
+    private readonly options: UpsertBatcherOptions,
+  ) {}
+
+  /** Commits one push; resolves with the committed row, or undefined when the session is another user's. */
+  upsert(push: SessionPush): Promise<WizardSessionRow | undefined> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        ...push,
+        key: sessionKey(push.teamId, push.body.session_id),
+        keepStoredEventPlan: keepsStoredEventPlan(push.body),
+        resolve,
+        reject,
+      });
+      if (!this.scheduled && this.inFlight < this.options.maxInFlight) {
+        this.scheduled = true;
+        // Pushes parsed in the same turn of the event loop share the statement.
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.write(batch).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+    }
+  }
+
+  /** The oldest push and, in arrival order, every later one that can share its statement. */
+  private takeBatch(): QueuedPush[] {
+    const first = this.queue[0] as QueuedPush;
+    const batch: QueuedPush[] = [];
+    const keys = new Set<string>();
+    const rest: QueuedPush[] = [];
+    for (const push of this.queue) {
+      if (
+        batch.length < this.options.maxBatch &&
+        push.keepStoredEventPlan === first.keepStoredEventPlan &&
+        !keys.has(push.key)
+      ) {
+        batch.push(push);
+        keys.add(push.key);
+      } else {
+        rest.push(push);
+      }
+    }
+    this.queue = rest;
+    // One lock order for every statement, so that two in flight never deadlock on each other's rows.
+    return batch.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  private async write(batch: QueuedPush[]): Promise<void> {
+    let rows: WizardSessionRow[];
+    try {
+      rows = await upsertSessions(this.db, batch);
+    } catch (error) {
+      if (batch.length === 1 || isDatabaseUnavailable(error)) {
+        for (const push of batch) push.reject(error);
+        return;
+      }
+      await Promise.all(batch.map((push) => this.write([push])));
+      return;
+    }
+    const byKey = new Map(rows.map((row) => [sessionKey(row.team_id, row.session_id), row]));
+    for (const push of batch) push.resolve(byKey.get(push.key));
+  }
+}
