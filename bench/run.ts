@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { benchFanout, type GatewayBenchResult, gatewayMarkdown } from './gateway.js';
 import { benchWriteApi, type UpsertBenchResult, upsertMarkdown } from './write-api.js';
 
 /**
@@ -28,7 +29,35 @@ if (selected('write-api')) {
   await writeFile(`${RESULTS}/write-api.json`, `${JSON.stringify(result, null, 2)}\n`);
 }
 
+if (selected('gateway')) {
+  const result = await benchFanout(
+    values.quick
+      ? {
+          clients: 2000,
+          clientProcesses: 4,
+          rates: [1, 5, 10],
+          stepMs: 3000,
+          warmupMs: 1000,
+          quietMs: 1500,
+          connectConcurrency: 256,
+          endToEndUpserts: 2,
+        }
+      : {
+          clients: 10_000,
+          clientProcesses: 4,
+          rates: [1, 2, 5, 10],
+          stepMs: 10_000,
+          warmupMs: 3000,
+          quietMs: 5000,
+          connectConcurrency: 512,
+          endToEndUpserts: 3,
+        },
+  );
+  await writeFile(`${RESULTS}/gateway.json`, `${JSON.stringify(result, null, 2)}\n`);
+}
+
 const upserts = await saved<UpsertBenchResult>('write-api');
+const fanout = await saved<GatewayBenchResult>('gateway');
 const sections = [
   '# Benchmarks',
   '',
@@ -41,11 +70,31 @@ const sections = [
   upserts
     ? [
         `Measured ${upserts.date} (Node ${upserts.machine.node}, ${upserts.machine.cores} cores), ${upserts.durationMs / 1000} s per level after a warm-up.`,
-        'Closed-loop clients each re-push their own session through HTTP (auth, validation, one upsert statement, publish',
-        'to NATS, batched publish confirmation); pgbench runs the same single-row upsert statement with prepared statements',
-        'as the ceiling. Target: at least 60 % of the pgbench ceiling, p99 under 50 ms at 16 clients.',
+        '`npm run bench -- --only write-api`: wrk (C, 1–2 threads) runs closed-loop clients that re-push sessions through HTTP',
+        '(auth, validation, the upsert, publish to NATS, batched publish confirmation) over 4096 sessions per wrk thread;',
+        'write-api commits the pushes that arrive together in one multi-row statement (group commit). pgbench runs the same',
+        'upsert, one row per transaction, with prepared statements, over as many distinct sessions, as the ceiling: what',
+        'PostgreSQL does on this machine with no HTTP, JSON or NATS in the way. write-api and PostgreSQL share the two cores.',
+        'Target: at least 60 % of the pgbench ceiling, p99 under 50 ms at 16 clients.',
         '',
         upsertMarkdown(upserts),
+      ].join('\n')
+    : '_not measured yet_',
+  '',
+  '## stream-gateway fan-out',
+  '',
+  fanout
+    ? [
+        `Measured ${fanout.date} (Node ${fanout.machine.node}, ${fanout.machine.cores} cores, load average ${fanout.machine.loadAverageAtStart.join(' / ')} at the start) with`,
+        `\`npm run bench -- --only gateway${fanout.options.clients < 10_000 ? ' --quick' : ''}\`: ${fanout.options.clients} SSE clients (raw TCP, ${fanout.options.clientProcesses} client processes on`,
+        'their own 127.0.0.x source addresses) on one workflow of ONE stream-gateway process (its own nats-server, a real',
+        'write-api on PostgreSQL for the snapshots); updates of one session are published straight on NATS with',
+        `\`Wizard-Committed-At\` = send time, ${fanout.options.stepMs / 1000} s per rate. Latency = client receive time − send time (same clock).`,
+        'nginx + nchan (one worker process, as the gateway is one Node process) serves the same clients over EventSource',
+        'with the same DTO bytes POSTed to its publisher location at the same rates. Server CPU is in % of one core.',
+        'Targets: p99 < 250 ms at 50,000 deliveries/s, 10,000 streams open in < 5 s, ≤ 16 KiB RSS per idle connection.',
+        '',
+        gatewayMarkdown(fanout),
       ].join('\n')
     : '_not measured yet_',
 ];

@@ -48,21 +48,42 @@ async function recreateDatabase(): Promise<string> {
   return url.toString();
 }
 
-function body(sessionId: string, n: number) {
-  return JSON.stringify({
-    session_id: sessionId,
-    workflow_id: 'posthog-integration',
-    skill_id: 'nextjs',
-    started_at: '2026-11-25T10:00:00Z',
-    run_phase: 'running',
-    tasks: [
-      { id: '0', title: 'Install the SDK', status: 'completed' },
-      { id: '1', title: `Instrument events (${n})`, status: 'in_progress' },
-    ],
-  });
+/** Sessions each wrk thread cycles through; pgbench spreads its upserts over as many rows. */
+const SESSIONS_PER_THREAD = 4096;
+const wrkThreads = (clients: number) => Math.min(clients, 2);
+
+/**
+ * wrk (C, event loop) as the load client, so that the client takes little of the two cores the server
+ * and PostgreSQL need, as pgbench does for the ceiling. Each request re-pushes one of a pool of sessions.
+ */
+function wrkScript(apiKey: string): string {
+  return `
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  thread_id = id
+end
+request = function()
+  counter = counter + 1
+  local session = "bench-" .. thread_id .. "-" .. (counter % ${SESSIONS_PER_THREAD})
+  local body = '{"session_id":"' .. session .. '","workflow_id":"posthog-integration","skill_id":"nextjs",' ..
+    '"started_at":"2026-11-25T10:00:00Z","run_phase":"running","tasks":[{"id":"0","title":"Install the SDK",' ..
+    '"status":"completed"},{"id":"1","title":"Instrument events (' .. counter .. ')","status":"in_progress"}]}'
+  return wrk.format("POST", nil, {["Authorization"] = "Bearer ${apiKey}", ["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format('WRK_RESULT {"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, errors, latency:percentile(50), latency:percentile(99)))
+end
+`;
 }
 
-/** c closed-loop clients, each re-pushing its own session as fast as the API answers. */
 async function loadWriteApi(
   url: string,
   projectId: number,
@@ -70,43 +91,42 @@ async function loadWriteApi(
   clients: number,
   durationMs: number,
 ) {
-  const latencies: number[] = [];
-  let errors = 0;
-  const stopAt = performance.now() + durationMs;
-  const endpoint = `${url}/api/projects/${projectId}/wizard/sessions/`;
-  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
-  await Promise.all(
-    Array.from({ length: clients }, async (_, client) => {
-      for (let n = 0; performance.now() < stopAt; n++) {
-        const started = performance.now();
-        try {
-          const response = await fetch(endpoint, {
-            method: 'POST',
-            headers,
-            body: body(`bench-${clients}-${client}`, n),
-          });
-          await response.arrayBuffer();
-          if (response.ok) latencies.push(performance.now() - started);
-          else errors++;
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  const stats = summarize(latencies);
-  return {
-    clients,
-    upsertsPerSecond: round(stats.count / (durationMs / 1000), 0),
-    p50Ms: stats.p50,
-    p99Ms: stats.p99,
-    errors,
-  };
+  const dir = await mkdtemp(join(tmpdir(), 'wizard-wrk-'));
+  try {
+    const script = join(dir, 'upsert.lua');
+    await writeFile(script, wrkScript(apiKey));
+    const { stdout } = await run('wrk', [
+      '-t',
+      String(wrkThreads(clients)),
+      '-c',
+      String(clients),
+      '-d',
+      `${Math.round(durationMs / 1000)}s`,
+      '--timeout',
+      '10s',
+      '-s',
+      script,
+      `${url}/api/projects/${projectId}/wizard/sessions/`,
+    ]);
+    const line = stdout.split('\n').find((text) => text.startsWith('WRK_RESULT '));
+    if (!line) throw new Error(`wrk printed no result:\n${stdout}`);
+    const result = JSON.parse(line.slice('WRK_RESULT '.length)) as Record<string, number>;
+    const seconds = (result.duration_us as number) / 1e6;
+    return {
+      clients,
+      upsertsPerSecond: round(((result.requests as number) - (result.errors as number)) / seconds, 0),
+      p50Ms: round((result.p50_us as number) / 1000),
+      p99Ms: round((result.p99_us as number) / 1000),
+      errors: result.errors as number,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
-const PGBENCH_SCRIPT = `\\set client random(1, 1000000)
+const pgbenchScript = (sessions: number) => `\\set session random(1, ${sessions})
 insert into wizard_sessions (team_id, session_id, workflow_id, skill_id, started_at, run_phase, tasks, created_by, updated_at, committed_at, version)
-values (:team, 'pgbench-' || :client_id, 'posthog-integration', 'nextjs', '2026-11-25T10:00:00Z', 'running',
+values (:team, 'pgbench-' || :session, 'posthog-integration', 'nextjs', '2026-11-25T10:00:00Z', 'running',
   '[{"id":"0","title":"Install the SDK","status":"completed"},{"id":"1","title":"Instrument events","status":"in_progress"}]', :user, now(), now(), 1)
 on conflict (team_id, session_id) do update set
   workflow_id = excluded.workflow_id, skill_id = excluded.skill_id, started_at = excluded.started_at,
@@ -122,7 +142,7 @@ async function loadPgbench(url: string, teamId: number, userId: number, clients:
   const dir = await mkdtemp(join(tmpdir(), 'wizard-pgbench-'));
   try {
     const script = join(dir, 'upsert.sql');
-    await writeFile(script, PGBENCH_SCRIPT);
+    await writeFile(script, pgbenchScript(SESSIONS_PER_THREAD * wrkThreads(clients)));
     const target = new URL(url);
     const { stdout } = await run('pgbench', [
       '-n',

@@ -37,7 +37,10 @@ export async function inSpan<T>(
   work: (span: Span) => Promise<T>,
   attributes: Record<string, string | number | boolean> = {},
 ): Promise<T> {
-  return tracer(tracerName).startActiveSpan(spanName, { attributes }, async (span) => {
+  const span = tracer(tracerName).startSpan(spanName, { attributes });
+  // Tracing off: the span records nothing, so the work needs no context of its own (hot paths).
+  if (!span.isRecording()) return work(span);
+  return context.with(trace.setSpan(context.active(), span), async () => {
     try {
       return await work(span);
     } catch (error) {

@@ -146,7 +146,15 @@ async function handleStream(
   // instead of four (size line, CRLF, frame, CRLF), which is most of the fan-out's cost per client.
   response.useChunkedEncodingByDefault = false;
   response.writeHead(200, Object.assign(headers, SSE_HEADERS));
-  connection.open(response, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
+  response.flushHeaders();
+  // With the head sent and no chunked framing left to apply, frames go straight to the socket: the
+  // response's own write path only adds per-call bookkeeping, paid once per client for every update.
+  const socket = response.socket;
+  if (!socket || socket.destroyed) {
+    release();
+    return reply;
+  }
+  connection.open(socket, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
   return reply;
 }
 

@@ -13,7 +13,11 @@ export interface PublisherOptions {
   metrics: WriteApiMetrics;
   logger: FastifyBaseLogger;
   staleAfterMs: number;
-  /** How long publishes are collected before one NATS round trip confirms them all. */
+  /**
+   * How long publishes are collected before one NATS round trip confirms them all and one statement
+   * moves their markers. Far below the relay's grace period, so the relay never republishes a version
+   * only because its confirmation was still being collected.
+   */
   confirmWindowMs?: number;
   confirmTimeoutMs?: number;
 }
@@ -31,7 +35,7 @@ export class SessionPublisher {
   private readonly confirmTimeoutMs: number;
 
   constructor(private readonly options: PublisherOptions) {
-    this.confirmWindowMs = options.confirmWindowMs ?? 10;
+    this.confirmWindowMs = options.confirmWindowMs ?? 50;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 5000;
   }
 
