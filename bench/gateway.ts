@@ -1,9 +1,8 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { BusConnection, publishSession } from '@wizard-stream/bus';
 import { sessionSubject, sessionsUrl, streamUrl } from '@wizard-stream/contracts';
-import { migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
-import { NatsServer, type ServiceProcess, spawnService, TEST_POSTGRES_URL } from '@wizard-stream/testkit';
-import pg from 'pg';
+import { seedTeamWithMember } from '@wizard-stream/db';
+import { createTestDatabase, NatsServer, type ServiceProcess, spawnService } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, type FanoutTarget, runFanout } from './gateway-load.js';
 import { benchNchan } from './gateway-nchan.js';
 import { round } from './stats.js';
@@ -35,20 +34,8 @@ export interface GatewayBenchResult {
   nchan: (FanoutResult & { workerProcesses: number; nginxVersion: string }) | { error: string };
 }
 
-const BENCH_DB = 'wizard_bench_gateway';
 const WORKFLOW = 'bench-fanout';
 const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
-
-async function recreateDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${BENCH_DB} with (force)`);
-  await admin.query(`create database ${BENCH_DB}`);
-  await admin.end();
-  const url = new URL(TEST_POSTGRES_URL);
-  url.pathname = `/${BENCH_DB}`;
-  return url.toString();
-}
 
 /** A session body as the wizard CLI pushes it. */
 function sessionBody(sessionId: string, skillId: string, step: number): string {
@@ -128,14 +115,13 @@ async function endToEnd(
 async function benchGateway(
   options: GatewayBenchOptions,
 ): Promise<{ result: GatewayBenchResult['gateway']; dto: string }> {
-  const databaseUrl = await recreateDatabase();
-  const database = await openDatabase({ url: databaseUrl });
-  await migrateToLatest(database.db);
+  // A fresh database for the run, dropped at its end.
+  const database = await createTestDatabase('postgres');
+  const databaseUrl = database.url as string;
   const member = await seedTeamWithMember(database.db, {
     teamName: 'bench',
     email: 'bench-gateway@example.com',
   });
-  await database.close();
 
   const nats = await NatsServer.start();
   const started: ServiceProcess[] = [];
@@ -218,6 +204,7 @@ async function benchGateway(
     await bus.close();
     for (const service of started.reverse()) await service.kill('SIGKILL');
     await nats.stop();
+    await database.dispose();
   }
 }
 

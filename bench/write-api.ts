@@ -3,9 +3,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
-import { NatsServer, spawnService, TEST_POSTGRES_URL } from '@wizard-stream/testkit';
-import pg from 'pg';
+import { seedTeamWithMember } from '@wizard-stream/db';
+import { createTestDatabase, NatsServer, spawnService, type TestDatabase } from '@wizard-stream/testkit';
 import { round, summarize } from './stats.js';
 
 const run = promisify(execFile);
@@ -33,19 +32,6 @@ export interface UpsertBenchResult {
   pgbench: LevelResult[];
   /** write-api upserts/s as a share of pgbench's at the same client count. */
   ratio: { clients: number; percentOfCeiling: number }[];
-}
-
-const BENCH_DB = 'wizard_bench';
-
-async function recreateDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${BENCH_DB} with (force)`);
-  await admin.query(`create database ${BENCH_DB}`);
-  await admin.end();
-  const url = new URL(TEST_POSTGRES_URL);
-  url.pathname = `/${BENCH_DB}`;
-  return url.toString();
 }
 
 /** Sessions each wrk thread cycles through; pgbench spreads its upserts over as many rows. */
@@ -188,11 +174,18 @@ async function loadPgbench(url: string, teamId: number, userId: number, clients:
 }
 
 export async function benchWriteApi(options: UpsertBenchOptions): Promise<UpsertBenchResult> {
-  const url = await recreateDatabase();
-  const database = await openDatabase({ url });
-  await migrateToLatest(database.db);
+  // A fresh database for every run: dropped afterwards, so runs never measure each other's bloat.
+  const database = await createTestDatabase('postgres');
+  try {
+    return await measure(database, options);
+  } finally {
+    await database.dispose();
+  }
+}
+
+async function measure(database: TestDatabase, options: UpsertBenchOptions): Promise<UpsertBenchResult> {
+  const url = database.url as string;
   const member = await seedTeamWithMember(database.db, { teamName: 'bench', email: 'bench@example.com' });
-  await database.close();
 
   const nats = await NatsServer.start();
   const api = await spawnService('services/write-api/src/main.ts', {

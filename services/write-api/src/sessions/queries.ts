@@ -19,30 +19,37 @@ interface SessionRowWithCreator extends WizardSessionRow {
   creator_first_name: string | null;
 }
 
+/** The DTO's fields of a stored row, with its creator as the caller knows it. */
+export function sessionRecord(row: WizardSessionRow, createdBy: SessionRecord['createdBy']): SessionRecord {
+  return {
+    teamId: row.team_id,
+    sessionId: row.session_id,
+    workflowId: row.workflow_id,
+    skillId: row.skill_id,
+    startedAt: row.started_at,
+    runPhase: row.run_phase,
+    tasks: row.tasks,
+    eventPlan: row.event_plan,
+    error: row.error,
+    pendingInput: row.pending_input,
+    handoffText: row.handoff_text,
+    createdBy,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    version: row.version,
+  };
+}
+
 export function toStoredSession(row: SessionRowWithCreator): StoredSession {
   return {
     id: row.id,
     committedAt: row.committed_at,
-    record: {
-      teamId: row.team_id,
-      sessionId: row.session_id,
-      workflowId: row.workflow_id,
-      skillId: row.skill_id,
-      startedAt: row.started_at,
-      runPhase: row.run_phase,
-      tasks: row.tasks,
-      eventPlan: row.event_plan,
-      error: row.error,
-      pendingInput: row.pending_input,
-      handoffText: row.handoff_text,
-      createdBy:
-        row.created_by !== null && row.creator_email !== null
-          ? { id: row.created_by, first_name: row.creator_first_name ?? '', email: row.creator_email }
-          : null,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      version: row.version,
-    },
+    record: sessionRecord(
+      row,
+      row.created_by !== null && row.creator_email !== null
+        ? { id: row.created_by, first_name: row.creator_first_name ?? '', email: row.creator_email }
+        : null,
+    ),
   };
 }
 

@@ -3,6 +3,7 @@ import type { DatabaseSchema } from '@wizard-stream/db';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { WriteApiMetrics } from '../metrics.js';
+import { PeriodicTask } from '../periodic-task.js';
 import type { SessionPublisher } from './publisher.js';
 import { publishBacklog, unpublishedSessions } from './queries.js';
 
@@ -24,28 +25,18 @@ export interface RelayOptions {
  * because subscribers drop versions they already have.
  */
 export class Relay {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly loop: PeriodicTask;
 
-  constructor(private readonly options: RelayOptions) {}
-
-  start(): void {
-    this.stopped = false;
-    this.schedule();
+  constructor(private readonly options: RelayOptions) {
+    this.loop = new PeriodicTask(options.intervalMs, () => this.tick());
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.tick()
-        .then(() => undefined)
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.options.intervalMs);
-    this.timer.unref();
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** One pass: measure the backlog, then publish what is overdue (when NATS is there to take it). */
@@ -70,11 +61,5 @@ export class Relay {
       logger.warn({ err: error }, 'relay pass failed');
       return 0;
     }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
   }
 }

@@ -4,7 +4,6 @@ import {
   listSessionsQuerySchema,
   parseInput,
   SCOPES,
-  type SessionRecord,
   serializeSessionPage,
   sessionIdSchema,
   type UpsertSessionBody,
@@ -12,7 +11,7 @@ import {
 } from '@wizard-stream/contracts';
 import { inSpan } from '@wizard-stream/telemetry';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { findSession, latestSession, listSessions } from './queries.js';
+import { findSession, latestSession, listSessions, sessionRecord } from './queries.js';
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
   return reply.code(statusCode).type('application/json; charset=utf-8').send(json);
@@ -53,24 +52,12 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
     }
     const created = row.version === 1;
     metrics.upserts.inc({ result: created ? 'created' : 'updated' });
-    const record: SessionRecord = {
-      teamId: row.team_id,
-      sessionId: row.session_id,
-      workflowId: row.workflow_id,
-      skillId: row.skill_id,
-      startedAt: row.started_at,
-      runPhase: row.run_phase,
-      tasks: row.tasks,
-      eventPlan: row.event_plan,
-      error: row.error,
-      pendingInput: row.pending_input,
-      handoffText: row.handoff_text,
-      // created_by never changes and the update only applies to the creator's own session.
-      createdBy: { id: principal.userId, first_name: principal.firstName, email: principal.email },
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      version: row.version,
-    };
+    // created_by never changes and the update only applies to the creator's own session.
+    const record = sessionRecord(row, {
+      id: principal.userId,
+      first_name: principal.firstName,
+      email: principal.email,
+    });
     const payload = publisher.serialize(record);
     app.services.afterCommit?.();
     publisher.publish({ id: row.id, record, committedAt: row.committed_at }, payload);

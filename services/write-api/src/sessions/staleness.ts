@@ -2,6 +2,7 @@ import type { DatabaseSchema } from '@wizard-stream/db';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { WriteApiMetrics } from '../metrics.js';
+import { PeriodicTask } from '../periodic-task.js';
 import type { SessionPublisher } from './publisher.js';
 import { markStaleSessions } from './queries.js';
 
@@ -20,28 +21,18 @@ export interface StalenessSweeperOptions {
  * a single conditional UPDATE, so with several replicas sweeping each session is transitioned once.
  */
 export class StalenessSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly loop: PeriodicTask;
 
-  constructor(private readonly options: StalenessSweeperOptions) {}
-
-  start(): void {
-    this.stopped = false;
-    this.schedule();
+  constructor(private readonly options: StalenessSweeperOptions) {
+    this.loop = new PeriodicTask(options.intervalMs, () => this.sweep());
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.sweep()
-        .then(() => undefined)
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.options.intervalMs);
-    this.timer.unref();
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   async sweep(): Promise<number> {
@@ -55,11 +46,5 @@ export class StalenessSweeper {
       logger.warn({ err: error }, 'staleness sweep failed');
       return 0;
     }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
   }
 }
