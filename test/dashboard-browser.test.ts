@@ -47,17 +47,24 @@ describe('dashboard in Chromium', () => {
     push = createPushClient({ baseUrl: stack.url, projectId: teamId, apiKey: team.api_key });
     browser = await launchChromium();
     page = await browser.context.newPage();
-    // Records every connection state the page shows, so a brief "reconnecting" is not missed.
+    // Records every connection state and session id the page shows, so a brief one is not missed.
     await page.addInitScript(() => {
       const states: string[] = [];
+      const sessionIds: string[] = [];
       (window as unknown as { __states: string[] }).__states = states;
+      (window as unknown as { __sessionIds: string[] }).__sessionIds = sessionIds;
       document.addEventListener('DOMContentLoaded', () => {
         const pill = document.querySelector('[data-testid="connection-state"]');
-        if (!pill) return;
+        const sessionId = document.querySelector('[data-testid="session-id"]');
+        if (!pill || !sessionId) return;
         new MutationObserver(() => {
           const state = pill.getAttribute('data-state') ?? '';
           if (states.at(-1) !== state) states.push(state);
         }).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
+        new MutationObserver(() => {
+          const id = sessionId.textContent ?? '';
+          if (sessionIds.at(-1) !== id) sessionIds.push(id);
+        }).observe(sessionId, { childList: true, characterData: true, subtree: true });
       });
     });
   }, 150_000);
@@ -147,11 +154,52 @@ describe('dashboard in Chromium', () => {
     expect(await page.content()).not.toContain('sk_live_123');
   }, 30_000);
 
+  it('keeps showing the latest session when an older run of the workflow updates', async () => {
+    const hourEarlier = new Date(Date.parse(startedAt) - 3_600_000).toISOString();
+    await push.upsert(session({ session_id: 'older-run', started_at: hourEarlier, tasks: [] }));
+    // Sent after the older run's frame, so on the same stream it arrives after it.
+    await push.upsert(
+      session({
+        run_phase: 'running',
+        tasks: [{ id: 't1', title: 'Configure the key', status: 'completed' }],
+      }),
+    );
+    await versionShown(4);
+    expect(await text('session-id')).toBe('browser-session');
+    const shown = await page.evaluate(() => (window as unknown as { __sessionIds: string[] }).__sessionIds);
+    expect(shown).not.toContain('older-run');
+  }, 30_000);
+
+  it('connecting again shows the new connection, never the replaced one closing', async () => {
+    await page.evaluate(() => {
+      (window as unknown as { __states: string[] }).__states.length = 0;
+    });
+    await page.click('button[type="submit"]');
+    await page.waitForFunction(
+      () => (window as unknown as { __states: string[] }).__states.includes('open'),
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await page.evaluate(() => (window as unknown as { __states: string[] }).__states)).toEqual([
+      'connecting',
+      'open',
+    ]);
+    // The snapshot on the new connection is the latest session again.
+    await page.waitForSelector('[data-testid="session"]', { state: 'visible', timeout: 10_000 });
+    expect(await text('session-id')).toBe('browser-session');
+  }, 30_000);
+
   it('reconnects through the edge when its gateway is killed and shows the next update', async () => {
     const gateways = printedGateways(stack.output());
     expect(gateways).toHaveLength(2);
-    const serving = gateways.filter((gateway) => establishedConnectionsOnPort(gateway.port) > 0);
-    expect(serving).toHaveLength(1);
+    // The stream replaced by connecting again may take a moment to be torn down on its gateway.
+    const serving = await until(
+      () => {
+        const busy = gateways.filter((gateway) => establishedConnectionsOnPort(gateway.port) > 0);
+        return busy.length === 1 ? busy : undefined;
+      },
+      { timeoutMs: 5000, what: 'exactly one gateway to serve the page' },
+    );
     const victim = required(serving[0], 'the gateway serving the page');
     await page.evaluate(() => {
       (window as unknown as { __states: string[] }).__states.length = 0;
@@ -191,7 +239,7 @@ describe('dashboard in Chromium', () => {
           '## Progress\n\n- SDK installed\n- Tracking `signup` and `checkout`\n\n> Next: verify events',
       }),
     );
-    await versionShown(4);
+    await versionShown(5);
     expect(Date.now() - pushedAt).toBeLessThan(2000);
     expect(await page.locator('[data-testid="task"]').count()).toBe(4);
     expect(await text('pending-input-body')).toContain('Which events should be tracked first?');

@@ -1,5 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +49,32 @@ const closeServer = (server: Server) =>
     server.closeAllConnections();
     server.close(() => resolve());
   });
+
+/** One raw GET to the edge: a request target and Host header that fetch would not send as given. */
+function rawGet(base: string, path: string, host?: string): Promise<{ status: number; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        agent: false,
+        headers: host === undefined ? {} : { Host: host },
+      },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
 
 /** The local stack's edge proxy against real loopback upstreams. */
 describe('edge proxy', () => {
@@ -156,6 +188,30 @@ describe('edge proxy', () => {
     expect(await (await fetch(`${edge.url}/dev/credentials`)).json()).toEqual({
       teams: [{ id: 1, api_key: 'wsk_dev' }],
     });
+  });
+
+  it('answers 400 to a request target that is no URL and keeps serving', async () => {
+    for (const path of ['//', '//[', '//%zz']) {
+      const answer = await rawGet(edge.url, path);
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'invalid_request' });
+    }
+    expect((await fetch(`${edge.url}/`)).status).toBe(200);
+  });
+
+  it('serves the dev credentials only to a request addressed to a loopback name', async () => {
+    const port = new URL(edge.url).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+      const answer = await rawGet(edge.url, '/dev/credentials', host);
+      expect(answer.status).toBe(200);
+      expect(answer.body).toContain('wsk_dev');
+    }
+    // A DNS-rebound page reaches 127.0.0.1 under its own name: it must not read the keys.
+    for (const host of [`rebound.example:${port}`, `127.0.0.1.rebound.example:${port}`]) {
+      const answer = await rawGet(edge.url, '/dev/credentials', host);
+      expect(answer.status).toBe(403);
+      expect(answer.body).not.toContain('wsk_dev');
+    }
   });
 
   it('skips a gateway that refuses connections, and answers 502 when none accepts', async () => {

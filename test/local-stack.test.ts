@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createPushClient, type Session, type Subscription, subscribe } from '@wizard-stream/client';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,5 +196,25 @@ describe('npm start (local stack)', () => {
       what: 'every child to exit after SIGTERM',
     });
     expect(stack.output()).toContain('[stack] stopped');
+  }, 150_000);
+
+  it('seeds new teams when the PGlite data behind the saved keys is gone', async () => {
+    const previous = stack;
+    await previous.dispose({ keepDirectory: true });
+    await rm(join(previous.directory, '.data', 'pglite'), { recursive: true, force: true });
+    stack = await startLocalStack(stackEnv, { directory: previous.directory });
+    expect(stack.output()).toContain('[stack] seeded two teams');
+    const team = required(stack.credentials.teams[0], 'team 1');
+    expect(team.api_key).not.toBe(required(previous.credentials.teams[0], 'team 1 before').api_key);
+    const push = createPushClient({ baseUrl: stack.url, projectId: team.id, apiKey: team.api_key });
+    const session = await push.upsert({
+      session_id: 'after-reset',
+      workflow_id: 'e2e.flow',
+      skill_id: 'setup',
+      started_at: new Date().toISOString(),
+      run_phase: 'running',
+      tasks: [],
+    });
+    expect(session.version).toBe(1);
   }, 150_000);
 });

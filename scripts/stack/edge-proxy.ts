@@ -64,6 +64,23 @@ function forwardableHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return result;
 }
 
+const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * The dev credentials are API keys: only for a client on this machine that addressed the edge by a
+ * loopback name. The Host check keeps a page from another origin out that DNS-rebinds its own name to
+ * 127.0.0.1 (it is same-origin to the browser, but its Host header still carries that name).
+ */
+function isLoopbackRequest(request: IncomingMessage): boolean {
+  const remote = request.socket.remoteAddress ?? '';
+  if (!(remote.startsWith('127.') || remote === '::1' || remote.startsWith('::ffff:127.'))) return false;
+  try {
+    return LOOPBACK_HOSTNAMES.has(new URL(`http://${request.headers.host ?? ''}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
 function sendJsonError(response: ServerResponse, status: number, code: string, detail: string): void {
   if (response.headersSent) {
     response.destroy();
@@ -171,12 +188,23 @@ export async function startEdgeProxy(options: EdgeProxyOptions): Promise<EdgePro
   }
 
   const server: Server = createServer((request, response) => {
-    const pathname = new URL(request.url ?? '/', 'http://edge').pathname;
+    let pathname: string;
+    try {
+      pathname = new URL(request.url ?? '/', 'http://edge').pathname;
+    } catch {
+      // A request target such as `//` or `//[` is no URL: answer it, never throw in the handler.
+      sendJsonError(response, 400, 'invalid_request', 'the request target is not a valid path');
+      return;
+    }
     if (isStreamPath(pathname)) {
       proxyStream(request, response);
       return;
     }
     if (pathname === '/dev/credentials' && request.method === 'GET') {
+      if (!isLoopbackRequest(request)) {
+        sendJsonError(response, 403, 'forbidden', 'the dev credentials are served to this machine only');
+        return;
+      }
       response.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       response.end(JSON.stringify(options.devCredentials()));
       return;

@@ -159,14 +159,17 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
       ? 'PostgreSQL (DATABASE_URL)'
       : `PGlite in ${relative(root, paths.pgliteDir)}`;
 
-    // Only the first start seeds (write-api migrates on every start by itself).
+    // The seed step checks that the database still knows the saved keys, and seeds them anew when not.
+    // It is skipped only where that check would cost a PGlite start (seconds) and cannot fail: the saved
+    // teams and the PGlite directory they were seeded into are both still there. write-api migrates on
+    // every start by itself.
     const previous = await readCredentials(paths.credentials);
     let teams: TeamCredential[];
-    if (previous && previous.teams.length >= 2) {
+    if (previous && previous.teams.length >= 2 && !env.DATABASE_URL && existsSync(paths.pgliteDir)) {
       teams = previous.teams;
       print(`[stack] reusing ${database} and the teams in ${relative(root, paths.credentials)}`);
     } else {
-      print(`[stack] first start: migrating ${database} and seeding two teams…`);
+      print(`[stack] migrating ${database} and checking the two local teams…`);
       const seed = await runSeed(root, { ...base, CREDENTIALS_FILE: paths.credentials });
       teams = seed.teams;
       print(

@@ -203,7 +203,9 @@ export function subscribe(options: SubscribeOptions): Subscription {
           break;
         case 'failed':
           options.onError?.(outcome.error);
-          delayMs = outcome.retryAfterMs ?? backoffDelayMs(failures, backoff);
+          // Retry-After lengthens the wait but never shortens it: a `0` or a past date repeated by a
+          // server or proxy would otherwise be a tight reconnect loop.
+          delayMs = Math.max(outcome.retryAfterMs ?? 0, backoffDelayMs(failures, backoff));
           failures++;
           break;
       }

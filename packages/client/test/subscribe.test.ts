@@ -179,6 +179,25 @@ describe('subscribe (Node, streaming fetch)', () => {
     expect(delays).toEqual([27_000]);
   });
 
+  it('keeps backing off when a server repeats Retry-After: 0', async () => {
+    server = await startTestServer((_req, res, index) => {
+      if (index < 3) {
+        json(
+          res,
+          503,
+          { type: 'server_error', code: 'service_unavailable', detail: 'busy', attr: null },
+          { 'Retry-After': '0' },
+        );
+        return;
+      }
+      openEventStream(res);
+      res.write(frame(sessionDto()));
+    });
+    const { received, delays } = follow(server.url, { baseDelayMs: 100, random: () => 1 });
+    await until(() => received.length === 1, { what: 'the session after the 503s' });
+    expect(delays).toEqual([100, 200, 400]);
+  });
+
   it('resets the backoff after a healthy connection, grows it after short-lived ones', async () => {
     const handler = (_req: unknown, res: import('node:http').ServerResponse, index: number) => {
       openEventStream(res);

@@ -1,4 +1,4 @@
-import type { ConnectionState } from '@wizard-stream/client';
+import type { ConnectionState, Session } from '@wizard-stream/client';
 
 /** Human-readable figures for the page; pure so they are testable without a DOM. */
 
@@ -38,4 +38,17 @@ export function formatSessionError(error: Record<string, unknown>): string {
   const head = [type, message].filter((part) => typeof part === 'string' && part !== '').join(': ');
   const tail = Object.keys(rest).length > 0 ? JSON.stringify(rest, null, 2) : '';
   return [head, tail].filter(Boolean).join('\n') || JSON.stringify(error);
+}
+
+/**
+ * What the page shows of a pending question. A sensitive question's prompts are never shown, even if a
+ * server sent them.
+ */
+export function describePendingInput(input: NonNullable<Session['pending_input']>): {
+  summary: string;
+  prompts: string[];
+} {
+  if (input.sensitive) return { summary: 'Input required', prompts: [] };
+  const count = input.question_count;
+  return { summary: `${count} question${count === 1 ? '' : 's'} waiting`, prompts: input.prompts ?? [] };
 }

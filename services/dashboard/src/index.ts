@@ -1,2 +1,3 @@
 export * from './format.js';
+export { replacesShownSession } from './latest.js';
 export { type ConnectSettings, settingsFromUrl } from './settings.js';

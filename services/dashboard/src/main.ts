@@ -8,6 +8,8 @@ if (!form) throw new Error('dashboard markup is missing the connect form');
 const field = (name: keyof ConnectSettings) => form.elements.namedItem(name) as HTMLInputElement;
 
 let subscription: Subscription | undefined;
+/** Bumped on every connect: a replaced subscription still reports its own close, which must not show. */
+let generation = 0;
 
 function readForm(): ConnectSettings {
   return {
@@ -20,6 +22,8 @@ function readForm(): ConnectSettings {
 
 function connect(settings: ConnectSettings): void {
   subscription?.close();
+  const current = ++generation;
+  const isCurrent = () => current === generation;
   const projectId = Number(settings.projectId);
   const baseUrl = window.location.origin;
   const push = createPushClient({ baseUrl, projectId, apiKey: settings.apiKey, maxAttempts: 3 });
@@ -34,11 +38,16 @@ function connect(settings: ConnectSettings): void {
     // A fresh stream token on every (re)connect, so an expired one never strands the page.
     credentials: { getToken: async () => (await push.mintStreamToken()).token },
     onSession: (session, delivery) => {
+      if (!isCurrent()) return;
       view.showNotice(undefined);
       view.showSession(session, delivery);
     },
-    onState: (state) => view.showState(state),
-    onClose: (close) => view.showClosed(close),
+    onState: (state) => {
+      if (isCurrent()) view.showState(state);
+    },
+    onClose: (close) => {
+      if (isCurrent()) view.showClosed(close);
+    },
   });
 }
 

@@ -1,11 +1,13 @@
 import type { CloseReason, ConnectionState, DeliveryInfo, Session } from '@wizard-stream/client';
 import {
   CONNECTION_LABELS,
+  describePendingInput,
   formatAgo,
   formatDuration,
   formatSessionError,
   TASK_STATUS_LABELS,
 } from './format.js';
+import { replacesShownSession } from './latest.js';
 import { renderMarkdown } from './markdown.js';
 
 function byTestId<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -52,6 +54,7 @@ export class SessionView {
   }
 
   showSession(session: Session, delivery: DeliveryInfo): void {
+    if (!replacesShownSession(session, this.session)) return;
     this.session = session;
     byTestId('waiting').hidden = true;
     byTestId('session').hidden = false;
@@ -105,16 +108,15 @@ export class SessionView {
       body.replaceChildren();
       return;
     }
+    const { summary: summaryText, prompts: promptTexts } = describePendingInput(input);
     const summary = document.createElement('p');
-    if (input.sensitive) {
-      // Sensitive prompts are never stored; even if a server sent them, they are not shown.
-      summary.textContent = 'Input required';
+    summary.textContent = summaryText;
+    if (promptTexts.length === 0) {
       body.replaceChildren(summary);
       return;
     }
-    summary.textContent = `${input.question_count} question${input.question_count === 1 ? '' : 's'} waiting`;
     const prompts = document.createElement('ol');
-    for (const prompt of input.prompts ?? []) {
+    for (const prompt of promptTexts) {
       const item = document.createElement('li');
       item.textContent = prompt;
       prompts.append(item);
