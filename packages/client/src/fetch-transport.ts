@@ -44,15 +44,33 @@ export const fetchTransport: Transport = async (context) => {
     else if (event.event === SSE_END_EVENT) sawEnd = true;
   });
   let outcome: ConnectOutcome = { kind: 'dropped' };
+  // A connection that died without a FIN (a NAT or proxy dropped it) never ends a read: the gateway's
+  // `: ping` heartbeats make silence a sign of that, so a silent stream is dropped and reconnected.
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let silent = false;
+  const armIdleTimer = () => {
+    if (context.idleTimeoutMs <= 0) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      silent = true;
+      reader.cancel().catch(() => {});
+    }, context.idleTimeoutMs);
+  };
   try {
+    armIdleTimer();
     while (!sawEnd) {
       const { done, value } = await reader.read();
       if (done) break;
+      armIdleTimer();
       parser.push(decoder.decode(value, { stream: true }));
     }
     if (sawEnd) outcome = { kind: 'end' };
+    else if (silent)
+      outcome = { kind: 'dropped', error: new Error(`stream silent for ${context.idleTimeoutMs} ms`) };
   } catch (error) {
     outcome = context.signal.aborted ? { kind: 'aborted' } : { kind: 'dropped', error };
+  } finally {
+    clearTimeout(idleTimer);
   }
   // After `end` the server closes the socket anyway; cancelling makes the reconnect independent of it.
   await reader.cancel().catch(() => {});

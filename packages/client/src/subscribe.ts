@@ -54,6 +54,12 @@ export interface SubscribeOptions {
   endReconnectDelayMs?: number;
   /** A connection open this long counts as healthy and resets the backoff (default 5 s). */
   healthyAfterMs?: number;
+  /**
+   * fetch transport: a stream with no frame and no `: ping` for this long is treated as dropped and
+   * reconnected (default 45 s, three of the gateway's default heartbeats; 0 disables). Browsers' EventSource
+   * does not expose heartbeats, so it is not applied there.
+   */
+  idleTimeoutMs?: number;
   /** Injected by tests: the jitter source, the wait between attempts, and the clock. */
   random?: () => number;
   sleep?: Sleep;
@@ -169,6 +175,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
       credential,
       credentialRefreshable,
       lastEventId,
+      idleTimeoutMs: options.idleTimeoutMs ?? 45_000,
       signal: stop.signal,
       fetch: fetchImpl,
       onOpen: () => {

@@ -23,6 +23,8 @@ export interface ConnectContext {
   /** Whether a 401 may be cured by resolving the credential again (a fresh stream token). */
   credentialRefreshable: boolean;
   lastEventId: string | undefined;
+  /** A stream silent this long (no frame, no `: ping`) counts as dropped; 0 never times out. */
+  idleTimeoutMs: number;
   signal: AbortSignal;
   fetch: FetchLike;
   onOpen(): void;

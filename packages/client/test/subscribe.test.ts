@@ -134,6 +134,44 @@ describe('subscribe (Node, streaming fetch)', () => {
     expect(delays).toEqual([100]);
   });
 
+  it('reconnects a stream that stays silent (no frame, no ping) for idleTimeoutMs', async () => {
+    server = await startTestServer((_req, res, index) => {
+      openEventStream(res);
+      // The first connection then goes quiet with its socket open, as one lost without a FIN does.
+      res.write(frame(sessionDto({ version: index + 1 })));
+    });
+    const errors: unknown[] = [];
+    const { received } = follow(server.url, {
+      idleTimeoutMs: 200,
+      random: () => 0,
+      onError: (error) => errors.push(error),
+    });
+    await until(() => received.length === 2, { what: 'the frame of the second connection' });
+    expect(server.requests).toHaveLength(2);
+    expect(String(errors[0])).toContain('silent for 200 ms');
+  });
+
+  it('keeps a stream whose heartbeats arrive, however long it carries no frame', async () => {
+    server = await startTestServer((_req, res) => {
+      openEventStream(res);
+      res.write(frame(sessionDto({ version: 1 })));
+      // Ten pings 50 ms apart span 2.5 idle timeouts; then the next frame on the same connection.
+      let pings = 0;
+      const heartbeat = setInterval(() => {
+        if (++pings <= 10) {
+          res.write(': ping\n\n');
+          return;
+        }
+        clearInterval(heartbeat);
+        res.write(frame(sessionDto({ version: 2 })));
+      }, 50);
+      res.on('close', () => clearInterval(heartbeat));
+    });
+    const { received } = follow(server.url, { idleTimeoutMs: 200 });
+    await until(() => received.length === 2, { what: 'the frame after ten pings' });
+    expect(server.requests).toHaveLength(1);
+  });
+
   it('backs off exponentially with jitter while attempts fail, then opens', async () => {
     server = await startTestServer((_req, res, index) => {
       if (index < 5) {
