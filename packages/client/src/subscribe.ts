@@ -26,8 +26,13 @@ export type StreamCredentials =
   | { getToken: () => Promise<string> };
 
 export interface DeliveryInfo {
-  /** now − updated_at when the frame arrived: the end-to-end delivery latency of this update. */
+  /** now − updated_at when the frame arrived: the end-to-end delivery latency of a live update. */
   latencyMs: number;
+  /**
+   * Whether the session was updated after this connection was requested, so latencyMs is how long its
+   * delivery took. False for the snapshot sent on (re)connect, whose latencyMs is the session's age.
+   */
+  live: boolean;
   eventId: string | undefined;
 }
 
@@ -141,6 +146,9 @@ export function subscribe(options: SubscribeOptions): Subscription {
     return body.token;
   }
 
+  /** When the current connection was requested: frames updated before it are its snapshot. */
+  let connectingSince = 0;
+
   function onMessage(id: string | undefined, data: string) {
     let session: Session;
     try {
@@ -152,11 +160,17 @@ export function subscribe(options: SubscribeOptions): Subscription {
     if (!versions.accept(session.session_id, session.version)) return;
     // Only what was accepted: resuming from it lets the gateway skip a snapshot the client already has.
     if (id !== undefined) lastEventId = id;
-    options.onSession(session, { latencyMs: now() - Date.parse(session.updated_at), eventId: id });
+    const updatedAt = Date.parse(session.updated_at);
+    options.onSession(session, {
+      latencyMs: now() - updatedAt,
+      live: updatedAt >= connectingSince,
+      eventId: id,
+    });
   }
 
   async function connectOnce(): Promise<{ outcome: ConnectOutcome; openedAt: number | undefined }> {
     let openedAt: number | undefined;
+    connectingSince = now();
     let credential: string;
     try {
       credential = await resolveCredential();

@@ -3,6 +3,7 @@ import { until } from '@wizard-stream/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ConnectionState,
+  type DeliveryInfo,
   type Session,
   type Subscription,
   subscribe,
@@ -76,6 +77,19 @@ describe('subscribe (Node, streaming fetch)', () => {
     subscription?.close();
     expect(await subscription?.closed).toEqual({ reason: 'closed' });
     expect(states).toEqual(['connecting', 'open', 'closed']);
+  });
+
+  it('tells live updates from the snapshot, whose latency is only the session age', async () => {
+    server = await startTestServer((_req, res) => {
+      openEventStream(res);
+      res.write(frame(sessionDto({ version: 1, updated_at: '2020-01-01T00:00:00.000Z' })));
+      res.write(frame(sessionDto({ version: 2, updated_at: new Date().toISOString() })));
+    });
+    const deliveries: DeliveryInfo[] = [];
+    follow(server.url, { onSession: (_session, info) => deliveries.push(info) });
+    await until(() => deliveries.length === 2, { what: 'the snapshot and the live frame' });
+    expect(deliveries.map((info) => info.live)).toEqual([false, true]);
+    expect(deliveries[0]?.latencyMs).toBeGreaterThan(365 * 24 * 3600 * 1000);
   });
 
   it('sends Last-Event-ID on resume and drops versions it already has', async () => {

@@ -64,7 +64,8 @@ export class SessionView {
     const phase = byTestId('run-phase');
     phase.dataset.phase = session.run_phase;
     phase.textContent = session.run_phase;
-    byTestId('latency').textContent = formatDuration(delivery.latencyMs);
+    // A snapshot's age is no delivery time: the figure shown stays that of the last live update.
+    if (delivery.live) byTestId('latency').textContent = formatDuration(delivery.latencyMs);
     this.renderTasks(session);
     this.renderPendingInput(session);
     this.renderError(session);
