@@ -167,6 +167,34 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
     expect(envValue(objects, container, 'WRITE_API_URL')).toBe('http://write-api');
   });
 
+  it('lets write-api leave the Service before SIGTERM closes its listener, within the grace period', () => {
+    const [container] = containersOf(writeApi);
+    const preStopMs = preStopSleepSeconds(container) * 1000;
+    expect(preStopMs).toBeGreaterThan(0);
+    // services/write-api/src/main.ts exits at the latest 15 s after SIGTERM.
+    expect(podSpecOf(writeApi).terminationGracePeriodSeconds * 1000).toBeGreaterThan(preStopMs + 15_000);
+  });
+
+  it('sets only variables the services read (or the standard OTEL_* ones) in their ConfigMaps', async () => {
+    for (const [deployment, service] of [
+      [writeApi, 'write-api'],
+      [gateway, 'stream-gateway'],
+    ] as const) {
+      const configSource = await readFile(join(REPO_ROOT, 'services', service, 'src', 'config.ts'), 'utf8');
+      const [container] = containersOf(deployment);
+      const names = [
+        ...(container.envFrom ?? []).flatMap((source: Container) =>
+          Object.keys(findObject(objects, 'ConfigMap', source.configMapRef.name).data ?? {}),
+        ),
+        ...(container.env ?? []).map((entry: { name: string }) => entry.name),
+      ];
+      expect(names.length).toBeGreaterThan(5);
+      for (const name of names.filter((candidate) => !candidate.startsWith('OTEL_'))) {
+        expect(configSource, `${service} reads ${name}`).toMatch(new RegExp(`\\b${name}: env`));
+      }
+    }
+  });
+
   it('routes both stream paths to the gateway unbuffered with long timeouts, and the rest to write-api', () => {
     const ingresses = objects.filter((object) => object.kind === 'Ingress');
     const rules = ingresses.flatMap((ingress) =>

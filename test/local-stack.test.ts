@@ -132,6 +132,43 @@ describe('npm start (local stack)', () => {
     expect(Date.now() - openedAt).toBeLessThan(5000);
   }, 15_000);
 
+  it('delivers a session as large as the 1 MiB body limit allows: its NATS message fits too', async () => {
+    const team = required(stack.credentials.teams[1], 'team 2');
+    const push = createPushClient({ baseUrl: stack.url, projectId: team.id, apiKey: team.api_key });
+    const received: Session[] = [];
+    const large = subscribe({
+      baseUrl: stack.url,
+      projectId: team.id,
+      workflowId: 'e2e.large',
+      credentials: { apiKey: team.api_key },
+      onSession: (session) => received.push(session),
+    });
+    try {
+      await until(() => large.state === 'open', { timeoutMs: 10_000, what: 'the stream to open' });
+      const body = {
+        session_id: 'large-session',
+        workflow_id: 'e2e.large',
+        skill_id: 'setup',
+        started_at: new Date().toISOString(),
+        run_phase: 'running' as const,
+        tasks: [],
+        event_plan: { blob: '' },
+      };
+      // Just under the limit: the DTO and the message headers then take the message past 1 MiB.
+      body.event_plan.blob = 'x'.repeat(1024 * 1024 - 16 - JSON.stringify(body).length);
+      expect(JSON.stringify(body).length).toBe(1024 * 1024 - 16);
+      const sent = await push.upsert(body);
+      await until(() => received.some((session) => session.version === sent.version), {
+        timeoutMs: 5000,
+        what: 'the 1 MiB session on the stream',
+      });
+      expect(received.at(-1)?.event_plan).toEqual(body.event_plan);
+    } finally {
+      large.close();
+      await large.closed;
+    }
+  }, 30_000);
+
   it('refuses to start with a clear message when WIZARD_PORT is taken', () => {
     const second = spawnSync('npm', ['start'], {
       cwd: stack.directory,

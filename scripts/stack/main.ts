@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { type Child, Supervisor } from './children.js';
 import { startEdgeProxy } from './edge-proxy.js';
@@ -184,10 +185,15 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     if (!natsUrl) {
       const natsBinary = NATS_SERVER_PATHS.find((path) => existsSync(path)) ?? 'nats-server';
       const natsPort = await freePort();
+      // A session may be as large as the 1 MiB body limit, and its message adds the DTO's own fields and
+      // headers: the server's default max_payload (1 MiB) would refuse such a publish.
+      const natsConfig = join(paths.dataDir, 'nats.conf');
+      await mkdir(paths.dataDir, { recursive: true });
+      await writeFile(natsConfig, 'max_payload: 2MB\n');
       natsChild = supervisor.start({
         name: 'nats-server',
         command: natsBinary,
-        args: ['-a', HOST, '-p', String(natsPort)],
+        args: ['-c', natsConfig, '-a', HOST, '-p', String(natsPort)],
         cwd: root,
         env: { PATH: env.PATH ?? '' },
       });

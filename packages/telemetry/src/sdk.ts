@@ -4,7 +4,8 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { core, NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { ATTR_SERVICE_NAME, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
+import { redactUrl } from './logging.js';
 
 /**
  * The OpenTelemetry SDK set-up shared by the services. It is loaded as a preload
@@ -35,6 +36,10 @@ function fastifyInstrumentation(): FastifyOtelInstrumentation {
   return new FastifyOtelInstrumentation({
     registerOnInitialization: true,
     ignorePaths: ({ url }) => UNTRACED_PATHS.has(pathOf(url)),
+    // The request span records the URL with its query string: cut the stream token out, as the logs do.
+    requestHook: (span, request) => {
+      span.setAttribute(ATTR_URL_PATH, redactUrl(request.url));
+    },
   });
 }
 
@@ -79,11 +84,13 @@ export function startTelemetry(
   if (!tracingRequested(env)) return undefined;
   const existing = (globalThis as GlobalWithHandle)[ACTIVE_HANDLE];
   if (existing) return existing;
+  // The standard OTEL_SERVICE_NAME wins over the built-in name (the SDK would let an explicit name override it).
+  const name = env.OTEL_SERVICE_NAME?.trim() || serviceName;
 
   // The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS and _TIMEOUT itself; the batch
   // processor built by the SDK reads OTEL_BSP_*.
   const sdk = new NodeSDK({
-    ...sdkConfiguration(serviceName, [], fastifyInstrumentation()),
+    ...sdkConfiguration(name, [], fastifyInstrumentation()),
     spanProcessors: undefined,
     traceExporter: new OTLPTraceExporter(),
   });
@@ -93,7 +100,7 @@ export function startTelemetry(
   const handle: TelemetryHandle = {
     shutdown: () => {
       stopping ??= sdk.shutdown().catch((error: unknown) => {
-        console.error(`telemetry: flushing spans of ${serviceName} failed: ${(error as Error).message}`);
+        console.error(`telemetry: flushing spans of ${name} failed: ${(error as Error).message}`);
       });
       return stopping;
     },

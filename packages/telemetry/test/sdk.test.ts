@@ -14,7 +14,13 @@ const TRACEPARENT = `00-${CALLER_TRACE_ID}-b7ad6b7169203331-01`;
 interface OtlpExport {
   resourceSpans: {
     resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-    scopeSpans: { spans: { traceId: string; name: string; attributes: { key: string }[] }[] }[];
+    scopeSpans: {
+      spans: {
+        traceId: string;
+        name: string;
+        attributes: { key: string; value: { stringValue?: string } }[];
+      }[];
+    }[];
   }[];
 }
 
@@ -90,6 +96,23 @@ describe('startTelemetry as a preload in a real process', () => {
     expect(spans.length).toBeGreaterThan(0);
     // Only the /work request is traced (the /healthz probe is ignored), and it joins the caller's trace.
     expect(spans.every((span) => span.traceId === CALLER_TRACE_ID)).toBe(true);
+    const paths = spans.flatMap((span) =>
+      span.attributes.filter((a) => a.key === 'url.path').map((a) => a.value.stringValue),
+    );
+    expect(paths).toEqual(['/work?token=[REDACTED]']);
+    expect(JSON.stringify(exports)).not.toContain('fixture_secret_token');
+  }, 30_000);
+
+  it('takes the service name from OTEL_SERVICE_NAME when it is set', async () => {
+    expect(
+      await runFixture({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: 'renamed-fixture' }),
+    ).toBe(0);
+    const serviceNames = exports
+      .flatMap((e) => e.body.resourceSpans)
+      .flatMap((r) => r.resource.attributes.filter((a) => a.key === 'service.name'))
+      .map((a) => a.value.stringValue);
+    expect(serviceNames.length).toBeGreaterThan(0);
+    expect(new Set(serviceNames)).toEqual(new Set(['renamed-fixture']));
   }, 30_000);
 
   it('sends nothing when OTEL_SDK_DISABLED=true or no endpoint is configured', async () => {

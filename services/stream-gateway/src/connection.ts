@@ -52,6 +52,8 @@ export class StreamConnection {
   /** 0 while the socket drains; otherwise when it stopped. */
   private blockedSince = 0;
   private lastWriteAt = 0;
+  /** The frame the client says it has (Last-Event-ID): only a snapshot equal to it is skipped. */
+  private resumedFrom: { version: number; sessionId: string } | undefined;
 
   constructor(
     private readonly stats: DeliveryStats,
@@ -59,8 +61,7 @@ export class StreamConnection {
     public deadline: number,
     lastEventId: string | undefined,
   ) {
-    const resumed = parseSessionEventId(lastEventId);
-    if (resumed) this.setLastSent(resumed.sessionId, resumed.version);
+    this.resumedFrom = parseSessionEventId(lastEventId);
   }
 
   get isOpen(): boolean {
@@ -121,8 +122,15 @@ export class StreamConnection {
    */
   open(sink: SseSink, preamble: Buffer, snapshot: SessionFrame | undefined, now: number): void {
     if (this.state !== PENDING) return;
-    // Held with the live frames: dropped if the client has it or a newer version arrived meanwhile.
-    if (snapshot) this.offer(snapshot, now);
+    const resumed = this.resumedFrom;
+    this.resumedFrom = undefined;
+    if (snapshot && resumed?.sessionId === snapshot.sessionId && resumed.version === snapshot.version) {
+      // The client has it: counted as sent, so copies of it (the subscribe overlap) are dropped too.
+      this.setLastSent(snapshot.sessionId, snapshot.version);
+    } else if (snapshot) {
+      // Held with the live frames: dropped if a newer version arrived meanwhile.
+      this.offer(snapshot, now);
+    }
     this.sink = sink;
     this.state = OPEN;
     sink.on('drain', this.onDrain);
@@ -133,12 +141,14 @@ export class StreamConnection {
 
   /** Called by the registry's shared timer: slow-client close, rotation, heartbeat. */
   sweep(now: number, limits: ConnectionLimits): void {
-    if (this.state !== OPEN || !this.sink) return;
+    if (!this.sink) return;
+    // Also after end(): a client that does not read would otherwise hold its ended socket open for ever.
     if (this.blockedSince !== 0 && now - this.blockedSince >= limits.slowClientMs) {
       this.stats.slowClientCloses++;
       this.destroy();
       return;
     }
+    if (this.state !== OPEN) return;
     if (now >= this.deadline) {
       this.end();
       return;
@@ -156,13 +166,14 @@ export class StreamConnection {
     this.state = CLOSED;
     this.pending = undefined;
     if (!sink) return;
-    sink.write(END_BYTES);
+    if (!sink.write(END_BYTES) && this.blockedSince === 0) this.blockedSince = Date.now();
     sink.end();
     sink.socket?.end();
   }
 
   destroy(): void {
     this.state = CLOSED;
+    this.blockedSince = 0;
     this.pending = undefined;
     this.sink?.destroy();
   }

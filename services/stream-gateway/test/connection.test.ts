@@ -90,6 +90,28 @@ describe('StreamConnection', () => {
     expect(garbage.sink.ids).toEqual(['7:s']);
   });
 
+  it('sends the snapshot and live frames when Last-Event-ID names a version the snapshot is not (only equality skips)', () => {
+    // The client claims a newer version than the store holds (its id came from elsewhere): it gets the snapshot.
+    const ahead = setup('9:s');
+    ahead.connection.offer(frame('s', 8), 0); // committed while the snapshot was in flight
+    ahead.connection.open(ahead.sink, PREAMBLE, frame('s', 7), 0);
+    expect(ahead.sink.ids).toEqual(['8:s']);
+    ahead.connection.offer(frame('s', 9), 0);
+    expect(ahead.sink.ids).toEqual(['8:s', '9:s']);
+
+    const noSnapshotChange = setup('9:s');
+    noSnapshotChange.connection.open(noSnapshotChange.sink, PREAMBLE, frame('s', 7), 0);
+    expect(noSnapshotChange.sink.ids).toEqual(['7:s']);
+
+    // Equal: skipped, and a copy of it arriving live (the subscribe overlap) is not sent either.
+    const equal = setup('7:s');
+    equal.connection.offer(frame('s', 7), 0);
+    equal.connection.open(equal.sink, PREAMBLE, frame('s', 7), 0);
+    expect(equal.sink.ids).toEqual([]);
+    equal.connection.offer(frame('s', 7), 0);
+    expect(equal.sink.ids).toEqual([]);
+  });
+
   it('holds live frames while the snapshot is fetched: a newer one replaces the snapshot, all by version order', () => {
     const { connection, sink, stats } = setup();
     connection.offer(frame('a', 4), 0);
@@ -135,6 +157,26 @@ describe('StreamConnection', () => {
     expect(stats.slowClientCloses).toBe(1);
     connection.offer(frame('a', 2), 7000);
     expect(sink.ids).toEqual(['1:a']);
+  });
+
+  it('still closes a connection that was ended (rotation or drain) while blocked, after slowClientMs', () => {
+    const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+    const connection = new StreamConnection(stats, 2000, undefined);
+    const sink = new TestSink();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    sink.holding = true;
+    connection.offer(frame('a', 1, 200), 1000);
+    expect(connection.isBlocked).toBe(true);
+    connection.sweep(2000, LIMITS); // the deadline: `event: end` queued behind what the client does not read
+    expect(sink.writableEnded).toBe(true);
+    expect(sink.destroyed).toBe(false);
+    connection.sweep(1000 + LIMITS.slowClientMs - 1, LIMITS);
+    expect(sink.destroyed).toBe(false);
+    connection.sweep(1000 + LIMITS.slowClientMs, LIMITS);
+    expect(sink.destroyed).toBe(true);
+    expect(stats.slowClientCloses).toBe(1);
+    connection.sweep(1000 + 2 * LIMITS.slowClientMs, LIMITS);
+    expect(stats.slowClientCloses).toBe(1);
   });
 
   it('pings after heartbeatMs without a frame, and a frame resets the heartbeat', () => {
