@@ -59,6 +59,8 @@ export interface SubscribeOptions {
   endReconnectDelayMs?: number;
   /** A connection open this long counts as healthy and resets the backoff (default 5 s). */
   healthyAfterMs?: number;
+  /** The longest a server's Retry-After may hold the next attempt back (default 60 s). */
+  maxRetryAfterMs?: number;
   /**
    * fetch transport: a stream with no frame and no `: ping` for this long is treated as dropped and
    * reconnected (default 45 s, three of the gateway's default heartbeats; 0 disables). Browsers' EventSource
@@ -110,6 +112,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
   };
   const endReconnectDelayMs = options.endReconnectDelayMs ?? 250;
   const healthyAfterMs = options.healthyAfterMs ?? 5_000;
+  const maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
   const url = streamUrl(options.baseUrl, options.projectId, options.workflowId, options.skillId);
   const versions = new SessionVersions();
   const stop = new AbortController();
@@ -226,7 +229,10 @@ export function subscribe(options: SubscribeOptions): Subscription {
           options.onError?.(outcome.error);
           // Retry-After lengthens the wait but never shortens it: a `0` or a past date repeated by a
           // server or proxy would otherwise be a tight reconnect loop.
-          delayMs = Math.max(outcome.retryAfterMs ?? 0, backoffDelayMs(failures, backoff));
+          delayMs = Math.max(
+            Math.min(outcome.retryAfterMs ?? 0, maxRetryAfterMs),
+            backoffDelayMs(failures, backoff),
+          );
           failures++;
           break;
       }

@@ -231,6 +231,27 @@ describe('subscribe (Node, streaming fetch)', () => {
     expect(delays).toEqual([27_000]);
   });
 
+  it('caps a Retry-After longer than maxRetryAfterMs', async () => {
+    server = await startTestServer((_req, res, index) => {
+      if (index === 0) {
+        json(
+          res,
+          503,
+          { type: 'server_error', code: 'unavailable', detail: 'x', attr: null },
+          {
+            'Retry-After': '86400',
+          },
+        );
+        return;
+      }
+      openEventStream(res);
+      res.write(frame(sessionDto()));
+    });
+    const { received, delays } = follow(server.url, { maxRetryAfterMs: 30_000 });
+    await until(() => received.length === 1, { what: 'the session after the 503' });
+    expect(delays).toEqual([30_000]);
+  });
+
   it('keeps backing off when a server repeats Retry-After: 0', async () => {
     server = await startTestServer((_req, res, index) => {
       if (index < 3) {

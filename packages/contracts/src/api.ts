@@ -49,12 +49,19 @@ export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
 export const STREAM_TOKEN_QUERY_PARAM = 'token';
 export const STREAM_TOKEN_TTL_MS = 10 * 60 * 1000;
 
-/** The credential a request carries: a bearer token in the header, or a stream token in the query. */
+/** Every credential this service issues (API keys, stream tokens, the internal token) is visible ASCII. */
+const CREDENTIAL_PATTERN = /^[\x21-\x7e]+$/;
+
+/**
+ * The credential a request carries: a bearer token in the header, or a stream token in the query. A
+ * query token with other characters (a decoded newline, say) is no credential of ours, and could not
+ * be forwarded in a header either: it counts as none.
+ */
 export function credentialFrom(
   authorization: string | undefined,
   queryToken: string | undefined,
 ): string | undefined {
   const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
   if (match?.[1]) return match[1];
-  return queryToken && queryToken.length > 0 ? queryToken : undefined;
+  return queryToken !== undefined && CREDENTIAL_PATTERN.test(queryToken) ? queryToken : undefined;
 }

@@ -94,6 +94,14 @@ describe('stream route against running servers (postgres)', () => {
     expect(none.status).toBe(401);
     expect(JSON.parse(none.body)).toMatchObject({ type: 'authentication_error', code: 'not_authenticated' });
 
+    // A query token no header could carry (it would make the snapshot call itself fail) is no credential.
+    for (const token of ['%0A', 'wst_%E2%9C%93', '%20']) {
+      const unusable = await openAndRead(
+        `${stack.streamUrl(gateway.url, teamOne().teamId, 'wf')}&token=${token}`,
+      );
+      expect(unusable.status, token).toBe(401);
+    }
+
     const bad = await openAndRead(
       stack.streamUrl(gateway.url, teamOne().teamId, 'wf'),
       bearer('wsk_not-a-real-key'),
