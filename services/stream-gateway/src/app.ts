@@ -36,6 +36,8 @@ export async function buildGateway(
     },
     // Open streams would otherwise keep close() waiting forever.
     forceCloseConnections: true,
+    // The edge's request id, so one request is followed across the ingress, the gateway and write-api.
+    requestIdHeader: 'x-request-id',
   });
 
   const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });

@@ -251,8 +251,13 @@ describe('stream route against running servers (postgres)', () => {
     // A refused token is logged too (the request line): still redacted.
     const refused = await openAndRead(
       `${stack.streamUrl(gateway.url, teamOne().teamId, 'wf-t')}&token=bogus-secret-value`,
+      { 'x-request-id': 'edge-request-7' },
     );
     expect(refused.status).toBe(401);
+    // Its log lines carry the edge's request id.
+    await until(() => logLines.some((line) => line.includes('"reqId":"edge-request-7"')), {
+      what: "a log line with the edge's request id",
+    });
 
     await until(() => logLines.some((line) => line.includes('wf-t')), { what: 'the stream request logged' });
     const mentioning = logLines.filter((line) => line.includes('wf-t'));
