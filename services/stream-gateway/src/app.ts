@@ -36,7 +36,7 @@ export async function buildGateway(
     },
     // Open streams would otherwise keep close() waiting forever.
     forceCloseConnections: true,
-    // The edge's request id, so one request is followed across the ingress, the gateway and write-api.
+    // The edge's request id (ingress, edge proxy), so its log lines and the gateway's name one request.
     requestIdHeader: 'x-request-id',
   });
 
