@@ -13,7 +13,12 @@ export interface BusOptions {
   logger?: BusLogger;
 }
 
-type ReconnectListener = () => void;
+/** When the connection was lost (ms epoch; undefined if it never was): what was missed came after it. */
+export interface ReconnectInfo {
+  disconnectedAt: number | undefined;
+}
+
+type ReconnectListener = (info: ReconnectInfo) => void;
 
 /**
  * A NATS connection that never gives up: it waits for the first server, reconnects forever, and tells
@@ -23,6 +28,7 @@ type ReconnectListener = () => void;
 export class BusConnection {
   private connection: NatsConnection | undefined;
   private isUp = false;
+  private disconnectedAt: number | undefined;
   private closing = false;
   private readonly reconnectListeners = new Set<ReconnectListener>();
   private readonly firstConnect: Promise<NatsConnection>;
@@ -81,12 +87,13 @@ export class BusConnection {
     switch (status.type) {
       case 'disconnect':
         this.isUp = false;
+        this.disconnectedAt = Date.now();
         this.options.logger?.warn({ server: status.server }, 'nats disconnected');
         break;
       case 'reconnect':
         this.isUp = true;
         this.options.logger?.info({ server: status.server }, 'nats reconnected');
-        for (const listener of this.reconnectListeners) listener();
+        for (const listener of this.reconnectListeners) listener({ disconnectedAt: this.disconnectedAt });
         break;
       case 'close':
         this.isUp = false;

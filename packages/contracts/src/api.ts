@@ -23,6 +23,18 @@ export function latestSessionUrl(
   return `${sessionsUrl(baseUrl, projectId)}latest/?${query}`;
 }
 
+/** The list call, newest `started_at` first (SPEC §5). */
+export function listSessionsUrl(
+  baseUrl: string,
+  projectId: number,
+  filter: { workflowId: string; skillId?: string | undefined; limit?: number },
+): string {
+  const query = new URLSearchParams({ workflow_id: filter.workflowId });
+  if (filter.skillId !== undefined) query.set('skill_id', filter.skillId);
+  if (filter.limit !== undefined) query.set('limit', String(filter.limit));
+  return `${sessionsUrl(baseUrl, projectId)}?${query}`;
+}
+
 export function streamUrl(baseUrl: string, projectId: number, workflowId: string, skillId?: string): string {
   const query = new URLSearchParams({ workflow_id: workflowId });
   if (skillId !== undefined) query.set('skill_id', skillId);

@@ -13,6 +13,8 @@ export interface NatsServerOptions {
   port?: number;
   /** Cluster routing: this node's cluster port and the routes to its peers. */
   cluster?: { name: string; port: number; routes: string[] };
+  /** Clients learn no other cluster node, so they stay disconnected while this one is down. */
+  noAdvertise?: boolean;
   serverName?: string;
 }
 
@@ -51,6 +53,7 @@ export class NatsServer {
       args.push('--cluster_name', name, '--cluster', `nats://127.0.0.1:${port}`);
       if (routes.length > 0) args.push('--routes', routes.join(','));
     }
+    if (this.options.noAdvertise) args.push('--no_advertise=true');
     const child = spawn(NATS_SERVER_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {

@@ -1,10 +1,17 @@
-import { type BusConnection, confirmPublished } from '@wizard-stream/bus';
+import { type BusConnection, confirmPublished, type ReconnectInfo } from '@wizard-stream/bus';
 import type { SnapshotClient } from './snapshot.js';
 import type { SubjectFeed, SubscriptionHub } from './subscriptions.js';
 
 const CONCURRENT_CALLS = 16;
 const ATTEMPTS = 5;
 const FIRST_RETRY_MS = 500;
+/** Sessions per route looked at after an outage: the newest by start, as the list call orders them. */
+const RECENT_SESSIONS = 50;
+/**
+ * How far before the noticed disconnect changes count as possibly missed: a connection can die some
+ * time before the client notices (a dead route, a server that stopped answering pings).
+ */
+const DISCONNECT_LOOKBACK_MS = 30_000;
 
 interface ResnapshotLogger {
   info(object: object, message: string): void;
@@ -12,8 +19,9 @@ interface ResnapshotLogger {
 }
 
 /**
- * After a NATS reconnect every active subscription takes a fresh snapshot with the gateway's own
- * credential and offers it to its connections; the per-connection version check drops what they have.
+ * After a NATS reconnect every active subscription re-reads, with the gateway's own credential, the
+ * sessions of its route that changed while the connection was down, and offers them to its connections;
+ * the per-connection version check drops what they already have.
  */
 export function resnapshotOnReconnect(
   bus: BusConnection,
@@ -22,7 +30,7 @@ export function resnapshotOnReconnect(
   internalApiToken: string | undefined,
   logger: ResnapshotLogger,
 ): () => void {
-  return bus.onReconnect(() => {
+  return bus.onReconnect((info: ReconnectInfo) => {
     if (!internalApiToken) {
       logger.warn(
         {},
@@ -30,7 +38,8 @@ export function resnapshotOnReconnect(
       );
       return;
     }
-    void resnapshotAll(bus, hub, snapshots, internalApiToken, logger);
+    const since = (info.disconnectedAt ?? 0) - DISCONNECT_LOOKBACK_MS;
+    void resnapshotAll(bus, hub, snapshots, internalApiToken, since, logger);
   });
 }
 
@@ -39,6 +48,7 @@ async function resnapshotAll(
   hub: SubscriptionHub,
   snapshots: SnapshotClient,
   token: string,
+  since: number,
   logger: ResnapshotLogger,
 ): Promise<void> {
   // The client re-sent its SUBs on reconnect; a snapshot read after the server has them misses nothing.
@@ -49,7 +59,7 @@ async function resnapshotAll(
   const worker = async () => {
     while (next < feeds.length) {
       const feed = feeds[next++] as SubjectFeed;
-      await resnapshotFeed(feed, snapshots, token, logger);
+      await resnapshotFeed(feed, snapshots, token, since, logger);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENT_CALLS, feeds.length) }, worker));
@@ -59,20 +69,14 @@ async function resnapshotFeed(
   feed: SubjectFeed,
   snapshots: SnapshotClient,
   token: string,
+  since: number,
   logger: ResnapshotLogger,
 ): Promise<void> {
   for (let attempt = 1; attempt <= ATTEMPTS && feed.connections.size > 0; attempt++) {
     try {
-      const result = await snapshots.fetch(token, feed.route, 'resnapshot');
-      if (result.kind === 'session') {
-        const now = Date.now();
-        for (const connection of feed.connections) connection.offer(result.frame, now);
-      } else if (result.kind === 'refused') {
-        logger.warn(
-          { subject: feed.subject, status: result.status },
-          'write-api refused the gateway re-snapshot',
-        );
-      }
+      const frames = await snapshots.recent(token, feed.route, since, RECENT_SESSIONS);
+      const now = Date.now();
+      for (const frame of frames) for (const connection of feed.connections) connection.offer(frame, now);
       return;
     } catch (error) {
       logger.warn({ subject: feed.subject, attempt, error: (error as Error).message }, 're-snapshot failed');

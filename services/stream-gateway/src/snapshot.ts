@@ -1,4 +1,4 @@
-import { latestSessionUrl } from '@wizard-stream/contracts';
+import { latestSessionUrl, listSessionsUrl } from '@wizard-stream/contracts';
 import { type SessionFrame, sessionFrame } from './frame.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -134,6 +134,57 @@ export class SnapshotClient {
     }
     this.count('unavailable', purpose);
     throw new SnapshotUnavailableError(url, `status ${response.status}`);
+  }
+
+  /**
+   * After a NATS outage: the frames of the route's sessions that may have changed since `since` (ms
+   * epoch), from the list call (newest `started_at` first, `limit` at most): the latest session always,
+   * and every other one updated since then. `…/latest/` alone would restore only the newest session of a
+   * route that several sessions share (every skill of a workflow, or several runs of one skill).
+   */
+  async recent(
+    credential: string,
+    route: StreamRoute,
+    since: number,
+    limit: number,
+  ): Promise<SessionFrame[]> {
+    const url = listSessionsUrl(this.writeApiUrl, route.teamId, {
+      workflowId: route.workflowId,
+      skillId: route.skillId,
+      limit,
+    });
+    let response: Response;
+    let body: string;
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      body = await response.text();
+    } catch (error) {
+      this.count('unavailable', 'resnapshot');
+      throw new SnapshotUnavailableError(url, (error as Error).message);
+    }
+    if (response.status !== 200) {
+      this.count(response.status >= 400 && response.status < 500 ? 'refused' : 'unavailable', 'resnapshot');
+      throw new SnapshotUnavailableError(url, `status ${response.status}`);
+    }
+    const results = (JSON.parse(body) as { results?: unknown }).results;
+    if (!Array.isArray(results)) {
+      this.count('unavailable', 'resnapshot');
+      throw new SnapshotUnavailableError(url, 'the response is not a session list');
+    }
+    this.count(results.length === 0 ? 'empty' : 'ok', 'resnapshot');
+    const frames: SessionFrame[] = [];
+    results.forEach((dto: { updated_at?: unknown }, index) => {
+      const updatedAt = typeof dto.updated_at === 'string' ? Date.parse(dto.updated_at) : Number.NaN;
+      if (index > 0 && !(updatedAt >= since)) return;
+      // The list's entries are the serializer's DTOs; re-stringifying a parsed DTO keeps its field order.
+      const frame = frameFromDto(JSON.stringify(dto));
+      if (frame) frames.push(frame);
+    });
+    // Oldest first: a client that shows whatever arrived last ends on the latest session.
+    return frames.reverse();
   }
 
   private count(outcome: 'ok' | 'empty' | 'refused' | 'unavailable', purpose: SnapshotPurpose): void {

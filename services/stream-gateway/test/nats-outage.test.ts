@@ -1,8 +1,11 @@
-import { NatsServer, until } from '@wizard-stream/testkit';
+import { sessionsUrl, streamUrl } from '@wizard-stream/contracts';
+import { type SeededMember, seedTeamWithMember } from '@wizard-stream/db';
+import { createTestDatabase, freePort, NatsServer, type TestDatabase, until } from '@wizard-stream/testkit';
+import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '@wizard-stream/write-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningStreamGateway } from '../src/index.js';
+import { loadStreamGatewayConfig, type RunningStreamGateway, startStreamGateway } from '../src/index.js';
 import { openStream, type SseStream } from './helpers/sse-client.js';
-import { TestStack } from './helpers/stack.js';
+import { INTERNAL_API_TOKEN, TestStack } from './helpers/stack.js';
 
 async function resnapshotCalls(gateway: RunningStreamGateway): Promise<number> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
@@ -115,5 +118,110 @@ describe('NATS outage (postgres)', () => {
     } finally {
       await isolatedNats.stop();
     }
+  }, 60_000);
+});
+
+describe('NATS outage of the gateway alone (its node dies, write-api keeps publishing)', () => {
+  // Two clustered nodes that advertise no peers to clients: write-api publishes on A, the gateway
+  // subscribes on B, and while B is down the gateway has nowhere to reconnect to.
+  let nodeA: NatsServer;
+  let nodeB: NatsServer;
+  let database: TestDatabase;
+  let writeApi: RunningWriteApi;
+  let gateway: RunningStreamGateway;
+  let team: SeededMember;
+  let stream: SseStream | undefined;
+
+  beforeAll(async () => {
+    const [routeA, routeB] = [await freePort(), await freePort()];
+    const cluster = (port: number, peer: number) => ({
+      name: 'gateway-outage',
+      port,
+      routes: [`nats://127.0.0.1:${peer}`],
+    });
+    nodeA = await NatsServer.start({ cluster: cluster(routeA, routeB), noAdvertise: true });
+    nodeB = await NatsServer.start({ cluster: cluster(routeB, routeA), noAdvertise: true });
+    database = await createTestDatabase('postgres');
+    team = await seedTeamWithMember(database.db, { teamName: 'outage', email: 'gateway-outage@example.com' });
+    writeApi = await startWriteApi(loadWriteApiConfig(TestStack.writeApiEnv(nodeA, database)), { database });
+    gateway = await startStreamGateway(
+      loadStreamGatewayConfig({
+        PORT: '0',
+        NATS_URL: nodeB.url,
+        WRITE_API_URL: writeApi.url,
+        INTERNAL_API_TOKEN,
+        LOG_LEVEL: 'error',
+      }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    stream?.close();
+    await gateway?.close();
+    await writeApi?.close();
+    await database?.dispose();
+    await nodeB?.stop();
+    await nodeA?.stop();
+  }, 30_000);
+
+  const upsert = async (sessionId: string, skillId: string, startedAt: string): Promise<number> => {
+    const response = await fetch(sessionsUrl(writeApi.url, team.teamId), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${team.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        session_id: sessionId,
+        workflow_id: 'wf-gw-outage',
+        skill_id: skillId,
+        started_at: startedAt,
+        run_phase: 'running',
+        tasks: [],
+      }),
+    });
+    expect(response.status).toBeLessThan(300);
+    return ((await response.json()) as { version: number }).version;
+  };
+
+  it('re-reads every session of a workflow stream that changed while it was gone, not only the latest', async () => {
+    const older = (skill: string) => upsert('older-run', skill, '2026-01-01T00:00:00Z');
+    const newer = () => upsert('newer-run', 'b', '2026-01-02T00:00:00Z');
+    await older('a');
+    await newer();
+    stream = await openStream(streamUrl(gateway.url, team.teamId, 'wf-gw-outage'), {
+      authorization: `Bearer ${team.apiKey}`,
+    });
+    const open = stream;
+    // Live through the route from A to B: the subscription has reached write-api's node.
+    let pushed = 0;
+    await until(
+      async () => {
+        if (pushed > 0 && open.latestVersion('older-run') >= pushed) return true;
+        pushed = await older('a');
+        return undefined;
+      },
+      { intervalMs: 300, what: 'a live update from node A on node B' },
+    );
+
+    await nodeB.stop();
+    const olderFinal = await older('a');
+    const newerFinal = await newer();
+    // Published and confirmed on A, so write-api's relay has nothing to send again: only the gateway's
+    // own re-read can bring these versions to the stream.
+    await until(
+      async () => {
+        const rows = await database.db
+          .selectFrom('wizard_sessions')
+          .select(['version', 'published_version'])
+          .where('workflow_id', '=', 'wf-gw-outage')
+          .execute();
+        return rows.every((row) => row.published_version === row.version) ? true : undefined;
+      },
+      { what: 'both publishes confirmed by node A' },
+    );
+
+    await nodeB.restart();
+    await open.waitFor(
+      () => open.latestVersion('older-run') === olderFinal && open.latestVersion('newer-run') === newerFinal,
+      { timeoutMs: 10_000, what: 'both sessions changed during the outage' },
+    );
   }, 60_000);
 });
