@@ -21,7 +21,10 @@ export const taskSchema = z.object({
 });
 export type Task = z.infer<typeof taskSchema>;
 
-const isoTimestampSchema = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp.' });
+const isoTimestampSchema = z.iso
+  .datetime({ offset: true, error: 'must be an ISO-8601 timestamp.' })
+  // PostgreSQL has no year 0 (1 BC is year 1 BC, not 0000): such a timestamp would fail in the database.
+  .refine((value) => !value.startsWith('0000'), { error: 'must be an ISO-8601 timestamp.' });
 
 /** A free JSON object (error, event_plan): any keys, but an object, not an array or a scalar. */
 const jsonObjectSchema = z.record(z.string(), z.unknown());

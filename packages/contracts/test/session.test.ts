@@ -67,6 +67,17 @@ describe('upsert body', () => {
     expect(upsertSessionBodySchema.safeParse({ ...body, error: { shallow } }).success).toBe(true);
   });
 
+  it('refuses timestamps in year 0, which PostgreSQL cannot store; year 1 is fine', () => {
+    expect(upsertSessionBodySchema.safeParse({ ...body, started_at: '0000-12-31T23:00:00Z' }).success).toBe(
+      false,
+    );
+    const askedAt = { id: 'q1', question_count: 1, asked_at: '0000-01-01T00:00:00Z' };
+    expect(upsertSessionBodySchema.safeParse({ ...body, pending_input: askedAt }).success).toBe(false);
+    expect(upsertSessionBodySchema.safeParse({ ...body, started_at: '0001-01-01T00:00:00Z' }).success).toBe(
+      true,
+    );
+  });
+
   it('limits handoff_text to 64 KiB of UTF-8', () => {
     expect(upsertSessionBodySchema.safeParse({ ...body, handoff_text: 'x'.repeat(65536) }).success).toBe(
       true,

@@ -10,7 +10,7 @@ import type { WriteApiConfig } from './config.js';
 import { healthRoutes } from './health.js';
 import { createWriteApiMetrics } from './metrics.js';
 import { authPlugin } from './plugins/auth.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { errorsPlugin, sendApiError, toApiError } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
@@ -42,7 +42,12 @@ export async function startWriteApi(
   const app = Fastify({
     logger: loggerOptions('write-api', config.logLevel),
     bodyLimit: MAX_BODY_BYTES,
-    routerOptions: { ignoreTrailingSlash: true },
+    // A session id is up to 255 UTF-16 units, each at most 9 characters percent-encoded (3 UTF-8 bytes).
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 255 * 9 },
+    // Malformed URLs are refused by the router before any handler: same error body as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      sendApiError(reply, toApiError(error));
+    },
     trustProxy: true,
     requestIdHeader: 'x-request-id',
     // Per-request lines only when debugging: at thousands of upserts a second they cost more than the upsert.

@@ -131,6 +131,41 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     expect(apiErrorBodySchema.parse(missing.json).code).toBe('not_found');
   });
 
+  it('retrieves a session whose id has the full 255 characters; a malformed URL is a 400 error body', async () => {
+    const body = sessionBody({ session_id: `long-${dialect}-`.padEnd(255, 'é') });
+    expect((body.session_id as string).length).toBe(255);
+    expect((await h.request('POST', path, { body })).status).toBe(201);
+    const found = await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`);
+    expect(found.status).toBe(200);
+    expect(found.json.session_id).toBe(body.session_id);
+    const malformed = await h.request('GET', `${path}%ZZ/`);
+    expect(malformed.status).toBe(400);
+    expect(apiErrorBodySchema.parse(malformed.json).type).toBe('invalid_request');
+  });
+
+  it('links list pages whatever the forwarded host and scheme headers hold (never a 500)', async () => {
+    const workflow = `forwarded-${dialect}`;
+    for (let index = 0; index < 2; index++)
+      await h.request('POST', path, { body: sessionBody({ workflow_id: workflow }) });
+    const malformed: Record<string, string>[] = [
+      { 'x-forwarded-host': 'bad host' },
+      { 'x-forwarded-proto': 'a b' },
+    ];
+    for (const headers of malformed) {
+      const page = await h.request('GET', `${path}?workflow_id=${workflow}&limit=1`, { headers });
+      expect(page.status).toBe(200);
+      expect(page.json.next).toContain(`/wizard/sessions/?workflow_id=${workflow}&limit=1&offset=1`);
+    }
+  });
+
+  it('answers 400 to a timestamp PostgreSQL cannot store (year 0), writing nothing', async () => {
+    const body = sessionBody({ started_at: '0000-06-01T00:00:00Z' });
+    const response = await h.request('POST', path, { body });
+    expect(response.status).toBe(400);
+    expect(apiErrorBodySchema.parse(response.json).attr).toBe('started_at');
+    expect(await rowCount(body.session_id as string)).toBe(0);
+  });
+
   it('latest returns the newest session, ties broken by created_at, as a bare DTO', async () => {
     const workflow = `latest-${dialect}`;
     const started = '2026-11-25T07:00:00Z';
@@ -355,6 +390,14 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     it('answers 404 for a project the user is not a member of, and for a malformed project id', async () => {
       expect((await h.request('GET', sessionsPath(h.bob.teamId))).status).toBe(404);
       expect((await h.request('GET', '/api/projects/abc/wizard/sessions/')).status).toBe(404);
+    });
+
+    it('answers 401 before 404: a bad key on a malformed project id', async () => {
+      const response = await h.request('GET', '/api/projects/abc/wizard/sessions/', { key: 'wsk_not-a-key' });
+      expect(response.status).toBe(401);
+      expect(response.json.code).toBe('authentication_failed');
+      const internal = await h.request('GET', '/api/projects/abc/wizard/sessions/', { key: INTERNAL_TOKEN });
+      expect(internal.status).toBe(404);
     });
 
     it('answers 403 when the key lacks the scope, writing nothing', async () => {

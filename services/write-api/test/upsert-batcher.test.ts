@@ -1,7 +1,7 @@
 import { type UpsertSessionBody, upsertSessionBodySchema } from '@wizard-stream/contracts';
 import type { DatabaseSchema, SeededMember } from '@wizard-stream/db';
-import { createTestDatabase, DIALECTS, type TestDatabase } from '@wizard-stream/testkit';
-import type { Kysely, KyselyPlugin } from 'kysely';
+import { createTestDatabase, DIALECTS, type TestDatabase, until } from '@wizard-stream/testkit';
+import { type Kysely, type KyselyPlugin, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UpsertBatcher } from '../src/sessions/upsert-batcher.js';
 import { seedMember, sessionBody } from './support/write-api.js';
@@ -74,6 +74,33 @@ describe.each(DIALECTS)('upsert batching (%s)', (dialect) => {
     expect(counter.inserts).toBe(2);
   });
 
+  it('commits the pushes of one session in arrival order when an earlier one cannot share the statement', async () => {
+    const { upserts } = batcher(1);
+    const id = `reordered-${dialect}`;
+    // The first push decides the statement's event-plan rule; the completed push without a plan has the
+    // other rule and waits for the next statement, and so must the running push of the same session after it.
+    const [, completed, running] = await Promise.all([
+      upserts.upsert({ teamId: owner.teamId, userId: owner.userId, body: body(`${id}-other`) }),
+      upserts.upsert({
+        teamId: owner.teamId,
+        userId: owner.userId,
+        body: body(id, { run_phase: 'completed' }),
+      }),
+      upserts.upsert({
+        teamId: owner.teamId,
+        userId: owner.userId,
+        body: body(id, { run_phase: 'running' }),
+      }),
+    ]);
+    expect([completed?.version, running?.version]).toEqual([1, 2]);
+    const stored = await database.db
+      .selectFrom('wizard_sessions')
+      .select(['run_phase', 'version'])
+      .where('session_id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(stored).toEqual({ run_phase: 'running', version: 2 });
+  });
+
   it("answers a push on another user's session with no row, and commits the others of its statement", async () => {
     const { upserts } = batcher(1);
     const taken = `taken-${dialect}`;
@@ -141,5 +168,55 @@ describe.each(DIALECTS)('upsert batching (%s)', (dialect) => {
     ]);
     expect(kept?.event_plan).toEqual(plan);
     expect(cleared?.event_plan).toBeNull();
+  });
+});
+
+// Two statements run at once only over several connections: PGlite has one session, so this is PostgreSQL's.
+describe('upsert batching over concurrent connections (postgres)', () => {
+  let database: TestDatabase;
+  let owner: SeededMember;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    owner = await seedMember(database);
+  }, 60_000);
+
+  afterAll(async () => {
+    await database?.dispose();
+  });
+
+  it('holds a push back while a statement with the same session is still in flight', async () => {
+    const upserts = new UpsertBatcher(database.db, { maxInFlight: 2, maxBatch: 64 });
+    const push = (sessionId: string, overrides: Record<string, unknown> = {}) =>
+      upserts.upsert({ teamId: owner.teamId, userId: owner.userId, body: body(sessionId, overrides) });
+    await push('a-blocker');
+    let first: Promise<unknown> = Promise.resolve();
+    let second: Promise<unknown> = Promise.resolve();
+    await database.db.transaction().execute(async (trx) => {
+      // The blocker's row lock holds the first statement (the blocker's row, then the session's) in flight.
+      await trx
+        .selectFrom('wizard_sessions')
+        .select('id')
+        .where('session_id', '=', 'a-blocker')
+        .forUpdate()
+        .execute();
+      first = Promise.all([push('a-blocker'), push('b-session', { run_phase: 'running' })]);
+      // Polled outside the transaction: pg_stat_activity is a snapshot taken once per transaction.
+      await until(async () => {
+        const { rows } = await sql<{ waiting: number }>`select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(database.db);
+        return (rows[0]?.waiting ?? 0) > 0;
+      });
+      second = push('b-session', { run_phase: 'error' });
+      // Arrives with the second push and takes the free statement slot whether or not that push joins it.
+      await push('c-other');
+    });
+    await Promise.all([first, second]);
+    const stored = await database.db
+      .selectFrom('wizard_sessions')
+      .select(['run_phase', 'version'])
+      .where('session_id', '=', 'b-session')
+      .executeTakeFirstOrThrow();
+    expect(stored).toEqual({ run_phase: 'error', version: 2 });
   });
 });

@@ -16,11 +16,11 @@ declare module 'fastify' {
   }
 }
 
+/** The project id in the URL; 0 (no team's id) when it is malformed, so the credential is still checked first. */
 function projectIdOf(request: FastifyRequest): number {
   const raw = (request.params as { projectId?: string }).projectId ?? '';
   const parsed = projectIdSchema.safeParse(raw);
-  if (!parsed.success) throw apiErrors.notFound();
-  return parsed.data;
+  return parsed.success ? parsed.data : 0;
 }
 
 /** Authentication, project membership, scope and the per-key rate limit, in that order. */
@@ -36,6 +36,7 @@ export const authPlugin = fp(
       if (!credential) throw apiErrors.notAuthenticated();
       const projectId = projectIdOf(this);
       const principal = await credentials.authorize(credential, projectId, scope);
+      if (projectId === 0) throw apiErrors.notFound();
       const bucket = rateLimitKey(principal);
       if (bucket) {
         const retryAfter = rateLimiter.take(bucket);

@@ -10,7 +10,7 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
 }
 
 /** Maps every failure to the documented status and `{type, code, detail, attr}` body. */
-function toApiError(error: FastifyError): ApiError {
+export function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
   if (isDatabaseUnavailable(error)) {
     return apiErrors.unavailable('The database is unavailable; retry shortly.', DATABASE_RETRY_AFTER_SECONDS);

@@ -18,10 +18,11 @@ function sendJson(reply: FastifyReply, statusCode: number, json: string): Fastif
 }
 
 function pageUrl(request: FastifyRequest, offset: number, limit: number): string {
-  const url = new URL(request.url, `${request.protocol}://${request.host}`);
+  // The host and scheme come from (forwarded) headers and may not parse as a URL: only the path and query are parsed.
+  const url = new URL(request.url, 'http://localhost');
   url.searchParams.set('offset', String(offset));
   url.searchParams.set('limit', String(limit));
-  return url.toString();
+  return `${request.protocol}://${request.host}${url.pathname}${url.search}`;
 }
 
 /** The session collection; registered once per URL alias (SPEC §5). */

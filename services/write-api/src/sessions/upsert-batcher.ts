@@ -33,6 +33,8 @@ const sessionKey = (teamId: number, sessionId: string) => `${teamId}\u0000${sess
 export class UpsertBatcher {
   private queue: QueuedPush[] = [];
   private inFlight = 0;
+  /** Sessions with a statement in flight: their next push waits for it, so versions follow arrival. */
+  private readonly inFlightKeys = new Set<string>();
   private scheduled = false;
 
   constructor(
@@ -64,31 +66,36 @@ export class UpsertBatcher {
   private flush(): void {
     while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
       const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      for (const push of batch) this.inFlightKeys.add(push.key);
       this.inFlight++;
       void this.write(batch).finally(() => {
+        for (const push of batch) this.inFlightKeys.delete(push.key);
         this.inFlight--;
         this.flush();
       });
     }
   }
 
-  /** The oldest push and, in arrival order, every later one that can share its statement. */
+  /**
+   * The oldest push whose session has no statement in flight and, in arrival order, every later one that
+   * can share its statement. A push left behind holds back every later push of its session.
+   */
   private takeBatch(): QueuedPush[] {
-    const first = this.queue[0] as QueuedPush;
     const batch: QueuedPush[] = [];
-    const keys = new Set<string>();
+    const held = new Set(this.inFlightKeys);
     const rest: QueuedPush[] = [];
     for (const push of this.queue) {
       if (
         batch.length < this.options.maxBatch &&
-        push.keepStoredEventPlan === first.keepStoredEventPlan &&
-        !keys.has(push.key)
+        !held.has(push.key) &&
+        (batch.length === 0 || push.keepStoredEventPlan === (batch[0] as QueuedPush).keepStoredEventPlan)
       ) {
         batch.push(push);
-        keys.add(push.key);
       } else {
         rest.push(push);
       }
+      held.add(push.key);
     }
     this.queue = rest;
     // One lock order for every statement, so that two in flight never deadlock on each other's rows.
