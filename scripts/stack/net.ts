@@ -37,42 +37,56 @@ function getStatus(url: string): Promise<number> {
   });
 }
 
-/** Polls an HTTP health URL until it answers 2xx; stops early when `gaveUp` says the process died. */
-export async function waitForHealthy(
-  url: string,
-  { timeoutMs, gaveUp }: { timeoutMs: number; gaveUp: () => string | undefined },
+interface WaitOptions {
+  timeoutMs: number;
+  /** Why waiting is pointless (the process died), or undefined to keep waiting. */
+  gaveUp: () => string | undefined;
+}
+
+/** Polls `ready` every `intervalMs` until it holds; fails with `timeoutMessage` or the gaveUp reason. */
+async function pollUntil(
+  ready: () => Promise<boolean>,
+  { timeoutMs, gaveUp }: WaitOptions,
+  intervalMs: number,
+  timeoutMessage: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const reason = gaveUp();
     if (reason) throw new Error(reason);
-    const status = await getStatus(url).catch(() => 0);
-    if (status >= 200 && status < 300) return;
-    if (Date.now() > deadline) throw new Error(`${url} did not answer 2xx within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (await ready()) return;
+    if (Date.now() > deadline) throw new Error(timeoutMessage);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
+/** Polls an HTTP health URL until it answers 2xx; stops early when `gaveUp` says the process died. */
+export function waitForHealthy(url: string, options: WaitOptions): Promise<void> {
+  return pollUntil(
+    async () => {
+      const status = await getStatus(url).catch(() => 0);
+      return status >= 200 && status < 300;
+    },
+    options,
+    100,
+    `${url} did not answer 2xx within ${options.timeoutMs} ms`,
+  );
+}
+
 /** Polls until a TCP port accepts connections (nats-server has no HTTP health endpoint here). */
-export async function waitForPort(
-  port: number,
-  { timeoutMs, gaveUp }: { timeoutMs: number; gaveUp: () => string | undefined },
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reason = gaveUp();
-    if (reason) throw new Error(reason);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline)
-      throw new Error(`nothing listened on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+export function waitForPort(port: number, options: WaitOptions): Promise<void> {
+  return pollUntil(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      }),
+    options,
+    50,
+    `nothing listened on 127.0.0.1:${port} within ${options.timeoutMs} ms`,
+  );
 }

@@ -46,14 +46,15 @@ export class SnapshotClient {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  fetch(credential: string, route: StreamRoute, purpose: SnapshotPurpose): Promise<SnapshotResult> {
+  /** The route's latest session for a connecting client, with that client's credential. */
+  fetch(credential: string, route: StreamRoute): Promise<SnapshotResult> {
     const key = `${credential}\n${route.teamId}\n${route.workflowId}\n${route.skillId ?? ''}`;
     let slot = this.slots.get(key);
     if (!slot) {
       slot = { running: undefined, queued: undefined };
       this.slots.set(key, slot);
     }
-    const request = () => this.request(credential, route, purpose);
+    const request = () => this.latest(credential, route);
     if (!slot.running) return this.start(key, slot, request);
     if (!slot.queued) {
       let resolve!: (result: Promise<SnapshotResult>) => void;
@@ -91,39 +92,24 @@ export class SnapshotClient {
     return flight;
   }
 
-  private async request(
-    credential: string,
-    route: StreamRoute,
-    purpose: SnapshotPurpose,
-  ): Promise<SnapshotResult> {
+  private async latest(credential: string, route: StreamRoute): Promise<SnapshotResult> {
     const url = latestSessionUrl(this.writeApiUrl, route.teamId, route.workflowId, route.skillId);
-    let response: Response;
-    let body: string;
-    try {
-      response = await fetch(url, {
-        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      body = await response.text();
-    } catch (error) {
-      this.count('unavailable', purpose);
-      throw new SnapshotUnavailableError(url, (error as Error).message);
-    }
+    const { response, body } = await this.get(url, credential, 'connect');
     if (response.status === 204) {
-      this.count('empty', purpose);
+      this.count('empty', 'connect');
       return { kind: 'empty' };
     }
     if (response.status === 200) {
       const frame = frameFromDto(body);
       if (!frame) {
-        this.count('unavailable', purpose);
+        this.count('unavailable', 'connect');
         throw new SnapshotUnavailableError(url, 'the response is not a session DTO');
       }
-      this.count('ok', purpose);
+      this.count('ok', 'connect');
       return { kind: 'session', frame };
     }
     if (response.status >= 400 && response.status < 500) {
-      this.count('refused', purpose);
+      this.count('refused', 'connect');
       return {
         kind: 'refused',
         status: response.status,
@@ -132,7 +118,7 @@ export class SnapshotClient {
         retryAfter: response.headers.get('retry-after') ?? undefined,
       };
     }
-    this.count('unavailable', purpose);
+    this.count('unavailable', 'connect');
     throw new SnapshotUnavailableError(url, `status ${response.status}`);
   }
 
@@ -153,18 +139,7 @@ export class SnapshotClient {
       skillId: route.skillId,
       limit,
     });
-    let response: Response;
-    let body: string;
-    try {
-      response = await fetch(url, {
-        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      body = await response.text();
-    } catch (error) {
-      this.count('unavailable', 'resnapshot');
-      throw new SnapshotUnavailableError(url, (error as Error).message);
-    }
+    const { response, body } = await this.get(url, credential, 'resnapshot');
     if (response.status !== 200) {
       this.count(response.status >= 400 && response.status < 500 ? 'refused' : 'unavailable', 'resnapshot');
       throw new SnapshotUnavailableError(url, `status ${response.status}`);
@@ -185,6 +160,24 @@ export class SnapshotClient {
     });
     // Oldest first: a client that shows whatever arrived last ends on the latest session.
     return frames.reverse();
+  }
+
+  /** One write-api read with the caller's credential; a call that gets no answer counts as unavailable. */
+  private async get(
+    url: string,
+    credential: string,
+    purpose: SnapshotPurpose,
+  ): Promise<{ response: Response; body: string }> {
+    try {
+      const response = await fetch(url, {
+        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      return { response, body: await response.text() };
+    } catch (error) {
+      this.count('unavailable', purpose);
+      throw new SnapshotUnavailableError(url, (error as Error).message);
+    }
   }
 
   private count(outcome: 'ok' | 'empty' | 'refused' | 'unavailable', purpose: SnapshotPurpose): void {

@@ -21,7 +21,7 @@ const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
-  // The body ends when the connection does (as nchan's): see writeStreamHead.
+  // The body ends when the connection does (as nchan's): see the streaming step of handleStream.
   connection: 'close',
 };
 
@@ -113,7 +113,7 @@ async function handleStream(
   let snapshot: Awaited<ReturnType<typeof snapshots.fetch>>;
   try {
     await feed.ready;
-    snapshot = await snapshots.fetch(credential, route, 'connect');
+    snapshot = await snapshots.fetch(credential, route);
   } catch (error) {
     release();
     if (!(error instanceof SnapshotUnavailableError)) {

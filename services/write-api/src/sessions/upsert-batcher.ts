@@ -83,19 +83,21 @@ export class UpsertBatcher {
    */
   private takeBatch(): QueuedPush[] {
     const batch: QueuedPush[] = [];
-    const held = new Set(this.inFlightKeys);
+    /** Sessions already taken or left behind in this pass. */
+    const seen = new Set<string>();
     const rest: QueuedPush[] = [];
     for (const push of this.queue) {
       if (
         batch.length < this.options.maxBatch &&
-        !held.has(push.key) &&
+        !this.inFlightKeys.has(push.key) &&
+        !seen.has(push.key) &&
         (batch.length === 0 || push.keepStoredEventPlan === (batch[0] as QueuedPush).keepStoredEventPlan)
       ) {
         batch.push(push);
       } else {
         rest.push(push);
       }
-      held.add(push.key);
+      seen.add(push.key);
     }
     this.queue = rest;
     // One lock order for every statement, so that two in flight never deadlock on each other's rows.
