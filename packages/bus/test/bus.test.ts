@@ -105,4 +105,11 @@ describe('bus over a real nats-server', () => {
     await nowhere.close();
     await expect(nowhere.ready()).rejects.toThrow();
   });
+
+  it('refuses to confirm publishes without a connection with the same NotConnectedError', async () => {
+    const nowhere = new BusConnection({ url: 'nats://127.0.0.1:1', name: 'never-connects' });
+    await expect(confirmPublished(nowhere, 1000)).rejects.toThrow(NotConnectedError);
+    await nowhere.close();
+    await expect(nowhere.ready()).rejects.toThrow();
+  });
 });
