@@ -2,15 +2,16 @@ import cors from '@fastify/cors';
 import { BusConnection } from '@wizard-stream/bus';
 import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
 import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
+import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
 import { RateLimiter } from './auth/rate-limiter.js';
 import type { WriteApiConfig } from './config.js';
+import { databaseUnavailableError } from './db-errors.js';
 import { healthRoutes } from './health.js';
 import { createWriteApiMetrics } from './metrics.js';
 import { authPlugin } from './plugins/auth.js';
-import { errorsPlugin, sendApiError, toApiError } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
@@ -60,8 +61,7 @@ export async function startWriteApi(
   const database =
     options.database ??
     (await openDatabase({
-      url: config.databaseUrl,
-      pgliteDataDir: config.databaseUrl ? undefined : config.pgliteDir,
+      ...config.database,
       poolSize: config.dbPoolSize,
       onPoolError: (error) => app.log.warn({ err: error }, 'idle database connection failed'),
     }));
@@ -93,7 +93,7 @@ export async function startWriteApi(
     staleAfterMs: config.staleAfterMs,
     intervalMs: config.staleSweepMs,
   });
-  const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
+  const rateLimiter = new RateLimiter(config.rateLimitPerMin);
   const pruneTimer = setInterval(() => rateLimiter.prune(), 60_000).unref();
 
   if (config.corsOrigins.length > 0) {
@@ -121,7 +121,7 @@ export async function startWriteApi(
       afterCommit: options.afterCommit,
     },
   });
-  await app.register(errorsPlugin);
+  await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(authPlugin);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
