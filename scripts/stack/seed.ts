@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { databaseEnv, databaseLocation, envString, loadConfig } from '@wizard-stream/contracts';
-import { hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
+import { findApiKey, hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
 import { z } from 'zod';
 import type { TeamCredential } from './state.js';
 
@@ -38,17 +38,9 @@ async function main(): Promise<SeedResult> {
     const known = await previousTeams(config.credentialsFile);
     // Keep the keys of an earlier start as long as the database still knows them.
     const live = await Promise.all(
-      known.map(async (team) => {
-        const row = await database.db
-          .selectFrom('api_keys')
-          .innerJoin('team_members', 'team_members.user_id', 'api_keys.user_id')
-          .select('api_keys.id')
-          .where('api_keys.key_hash', '=', hashApiKey(team.api_key))
-          .where('api_keys.revoked_at', 'is', null)
-          .where('team_members.team_id', '=', team.id)
-          .executeTakeFirst();
-        return row !== undefined;
-      }),
+      known.map(
+        async (team) => (await findApiKey(database.db, hashApiKey(team.api_key), team.id))?.isMember === true,
+      ),
     );
     if (known.length >= TEAM_COUNT && live.every(Boolean)) return { teams: known, seeded: false, migrations };
 
