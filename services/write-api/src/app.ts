@@ -18,7 +18,7 @@ import { Relay } from './sessions/relay.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { StalenessSweeper } from './sessions/staleness.js';
 import { UpsertBatcher } from './sessions/upsert-batcher.js';
-import { streamTokenRoutes } from './stream-tokens.js';
+import { streamTokenRoutes } from './stream-tokens/routes.js';
 
 export interface StartOptions {
   /** An already-open database (tests share one); otherwise one is opened from the config and owned. */

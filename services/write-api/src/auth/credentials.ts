@@ -8,8 +8,8 @@ import {
   recordApiKeyUse,
 } from '@wizard-stream/db';
 import type { Kysely } from 'kysely';
+import { STREAM_TOKEN_PREFIX, verifyStreamToken } from '../stream-tokens/token.js';
 import type { Principal } from './principal.js';
-import { STREAM_TOKEN_PREFIX, verifyStreamToken } from './stream-tokens.js';
 
 export interface CredentialCheckerOptions {
   db: Kysely<DatabaseSchema>;

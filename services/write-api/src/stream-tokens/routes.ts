@@ -1,6 +1,6 @@
 import { apiErrors, SCOPES, STREAM_TOKEN_PATH } from '@wizard-stream/contracts';
 import type { FastifyInstance } from 'fastify';
-import { signStreamToken } from './auth/stream-tokens.js';
+import { signStreamToken } from './token.js';
 
 /** Mints the short-lived token a browser's EventSource passes as `?token=` (SPEC §5). */
 export async function streamTokenRoutes(app: FastifyInstance): Promise<void> {
