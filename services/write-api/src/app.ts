@@ -13,9 +13,11 @@ import { healthRoutes } from './health.js';
 import { createWriteApiMetrics } from './metrics.js';
 import { authPlugin } from './plugins/auth.js';
 import { servicesPlugin } from './plugins/services.js';
+import { SessionCommitter } from './sessions/commit.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
 import { sessionRoutes } from './sessions/routes.js';
+import { sessionSerializer } from './sessions/serializer.js';
 import { StalenessSweeper } from './sessions/staleness.js';
 import { UpsertBatcher } from './sessions/upsert-batcher.js';
 import { streamTokenRoutes } from './stream-tokens/routes.js';
@@ -23,7 +25,7 @@ import { streamTokenRoutes } from './stream-tokens/routes.js';
 export interface StartOptions {
   /** An already-open database (tests share one); otherwise one is opened from the config and owned. */
   database?: Database;
-  /** Test seam, see WriteApiServices.afterCommit. */
+  /** Test seam, see SessionCommitterOptions.afterCommit. */
   afterCommit?: () => void;
 }
 
@@ -69,13 +71,8 @@ export async function startWriteApi(
 
   const metrics = createWriteApiMetrics();
   const bus = new BusConnection({ url: config.natsUrl, name: 'write-api', logger: app.log });
-  const publisher = new SessionPublisher({
-    db: database.db,
-    bus,
-    metrics,
-    logger: app.log,
-    staleAfterMs: config.staleAfterMs,
-  });
+  const serialize = sessionSerializer(config.staleAfterMs);
+  const publisher = new SessionPublisher({ db: database.db, bus, metrics, logger: app.log, serialize });
   const relay = new Relay({
     db: database.db,
     bus,
@@ -104,12 +101,18 @@ export async function startWriteApi(
       config,
       database,
       bus,
-      publisher,
-      // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
-      upserts: new UpsertBatcher(database.db, {
-        maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
-        maxBatch: 64,
+      commits: new SessionCommitter({
+        // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
+        upserts: new UpsertBatcher(database.db, {
+          maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
+          maxBatch: 64,
+        }),
+        publisher,
+        serialize,
+        metrics,
+        afterCommit: options.afterCommit,
       }),
+      serialize,
       rateLimiter,
       metrics,
       credentials: new CredentialChecker({
@@ -118,7 +121,6 @@ export async function startWriteApi(
         internalApiToken: config.internalApiToken,
         cacheMs: config.authCacheMs,
       }),
-      afterCommit: options.afterCommit,
     },
   });
   await app.register(errorsPlugin, { classify: databaseUnavailableError });
