@@ -13,8 +13,8 @@ import {
 } from '@wizard-stream/testkit';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BundleProcess, buildBundle, runBundle, stopBundle } from './helpers/bundles.js';
-import { parseDockerfile } from './helpers/dockerfile.js';
+import { type BundleProcess, buildBundle, runBundle, stopBundle } from './support/bundles.js';
+import { parseDockerfile } from './support/dockerfile.js';
 import {
   findObject,
   type K8sObject,
@@ -25,7 +25,7 @@ import {
   renderKustomization,
   validateAgainstApiSchema,
   workloads,
-} from './helpers/manifests.js';
+} from './support/manifests.js';
 
 const run = promisify(execFile);
 
