@@ -23,7 +23,7 @@ export class NotConnectedError extends Error {
 }
 
 /**
- * Publishes one session with the headers of SPEC §6. Throws when there is no connection at all; while
+ * Publishes one session with the headers of docs/wire-format.md#nats. Throws when there is no connection at all; while
  * reconnecting the client buffers, which is why confirmPublished() exists.
  */
 export function publishSession(bus: BusConnection, publication: SessionPublication): void {

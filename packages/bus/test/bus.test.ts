@@ -27,7 +27,7 @@ describe('bus over a real nats-server', () => {
     await nats?.stop();
   });
 
-  it('publishes the payload bytes with the SPEC §6 headers', async () => {
+  it('publishes the payload bytes with the headers of docs/wire-format.md#nats', async () => {
     const subject = sessionSubject(7, 'posthog.integration', 'next.js');
     const received: SessionMessage[] = [];
     const subscription = await subscribeSessions(subscriber, 'wizard.7.*.*', (message) =>

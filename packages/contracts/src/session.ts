@@ -155,7 +155,7 @@ export interface SerializeOptions {
   staleAfterMs: number;
 }
 
-/** The DTO, with its fields in the order of SPEC §4 (object key order is insertion order). */
+/** The DTO, with its fields in the order of docs/wire-format.md#the-session-dto (object key order is insertion order). */
 export function toSessionDto(record: SessionRecord, { now, staleAfterMs }: SerializeOptions): SessionDto {
   return {
     session_id: record.sessionId,

@@ -24,7 +24,7 @@ function pageUrl(request: FastifyRequest, offset: number, limit: number): string
   return `${request.protocol}://${request.host}${url.pathname}${url.search}`;
 }
 
-/** The session collection; registered once per URL alias (SPEC §5). */
+/** The session collection; registered once per URL alias (docs/api.md). */
 export async function sessionRoutes(app: FastifyInstance): Promise<void> {
   const { commits, serialize, metrics } = app.services;
 
