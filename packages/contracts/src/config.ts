@@ -69,6 +69,19 @@ export function envSecret(minLength: number): z.ZodType<string | undefined> {
   return schema;
 }
 
+/** The settings both services read, with one default and one rule each. */
+export function serviceEnv(defaultPort: number) {
+  return {
+    PORT: envInt(defaultPort, { min: 0, max: 65_535 }),
+    HOST: envString('127.0.0.1'),
+    NATS_URL: envString('nats://127.0.0.1:4222'),
+    /** The gateways' credential for re-snapshots on write-api (read calls only); unset disables them. */
+    INTERNAL_API_TOKEN: envSecret(16),
+    CORS_ORIGINS: envList(),
+    LOG_LEVEL: envLogLevel(),
+  };
+}
+
 /** DATABASE_URL when set, otherwise PGlite files in PGLITE_DIR: what every entry point opening the database reads. */
 export const databaseEnv = {
   DATABASE_URL: envUrl(),

@@ -1,34 +1,18 @@
-import {
-  camelCaseKeys,
-  envBool,
-  envInt,
-  envList,
-  envLogLevel,
-  envSecret,
-  envString,
-  envUrl,
-  loadConfig,
-} from '@wizard-stream/contracts';
+import { camelCaseKeys, envBool, envInt, envUrl, loadConfig, serviceEnv } from '@wizard-stream/contracts';
 import { z } from 'zod';
 
 const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
 
 const streamGatewayEnvSchema = z
   .object({
-    PORT: envInt(8001, { max: 65_535 }),
-    HOST: envString('127.0.0.1'),
-    NATS_URL: envString('nats://127.0.0.1:4222'),
+    ...serviceEnv(8001),
     WRITE_API_URL: envUrl('http://127.0.0.1:8000'),
-    /** The gateway's own credential for re-snapshots; without it reconnect re-snapshots are skipped. */
-    INTERNAL_API_TOKEN: envSecret(16),
     HEARTBEAT_MS: envInt(15_000, { min: 10, max: MAX_DELAY_MS }),
     STREAM_MAX_DURATION_MS: envInt(900_000, { min: 100, max: MAX_DELAY_MS }),
     MAX_STREAMS: envInt(20_000, { min: 1, max: 1_000_000 }),
     SLOW_CLIENT_MS: envInt(30_000, { min: 10, max: MAX_DELAY_MS }),
     DRAIN_MS: envInt(10_000, { min: 0, max: 10 * 60 * 1000 }),
     STREAM_KILLSWITCH: envBool(false),
-    CORS_ORIGINS: envList(),
-    LOG_LEVEL: envLogLevel(),
     SNAPSHOT_TIMEOUT_MS: envInt(5000, { min: 10, max: 120_000 }),
   })
   .transform(({ STREAM_KILLSWITCH, ...settings }) => ({

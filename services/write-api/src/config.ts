@@ -6,33 +6,25 @@ import {
   databaseLocation,
   envBool,
   envInt,
-  envList,
-  envLogLevel,
-  envSecret,
   envString,
   loadConfig,
+  serviceEnv,
 } from '@wizard-stream/contracts';
 import { z } from 'zod';
 
 const writeApiConfigSchema = z
   .object({
+    ...serviceEnv(8000),
     ...databaseEnv,
     DB_POOL_SIZE: envInt(10, { min: 1, max: 1000 }),
-    NATS_URL: envString('nats://127.0.0.1:4222'),
-    PORT: envInt(8000, { min: 0, max: 65535 }),
-    HOST: envString('127.0.0.1'),
     /** HMAC key for stream tokens; a random one (tokens die with the process) when unset. */
     STREAM_TOKEN_SECRET: envString(),
-    /** The gateways' shared secret for re-snapshots; read calls only. Disabled when unset. */
-    INTERNAL_API_TOKEN: envSecret(16),
     STALE_AFTER_MS: envInt(DEFAULT_STALE_AFTER_MS, { min: 1000 }),
     STALE_SWEEP_MS: envInt(5000, { min: 50 }),
     RELAY_INTERVAL_MS: envInt(1000, { min: 50 }),
     RELAY_GRACE_MS: envInt(2000, { min: 0 }),
     RATE_LIMIT_PER_MIN: envInt(600, { min: 1 }),
     AUTH_CACHE_MS: envInt(5000, { min: 0 }),
-    CORS_ORIGINS: envList(),
-    LOG_LEVEL: envLogLevel(),
     MIGRATE_ON_START: envBool(true),
   })
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({
