@@ -134,6 +134,11 @@ function fieldsOf(schema: z.ZodType): Record<string, z.ZodType> {
   return {};
 }
 
+/** The environment variables a config schema reads: what a deployment may set for its service. */
+export function envVariables(schema: z.ZodType): string[] {
+  return Object.keys(fieldsOf(schema));
+}
+
 /** Parses the environment once with the service's schema; any bad value is a ConfigError naming each. */
 export function loadConfig<Schema extends z.ZodType>(
   service: string,

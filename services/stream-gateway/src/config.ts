@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
 
-const streamGatewayEnvSchema = z
+export const streamGatewayEnvSchema = z
   .object({
     ...serviceEnv(8001),
     WRITE_API_URL: envUrl('http://127.0.0.1:8000'),

@@ -12,7 +12,7 @@ import {
 } from '@wizard-stream/contracts';
 import { z } from 'zod';
 
-const writeApiConfigSchema = z
+export const writeApiConfigSchema = z
   .object({
     ...serviceEnv(8000),
     ...databaseEnv,
