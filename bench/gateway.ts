@@ -10,7 +10,7 @@ import { round } from './stats.js';
 /**
  * The fan-out benchmark (issue 3): one stream-gateway process, fed by its own nats-server and a real
  * write-api on a PostgreSQL bench database, against N raw SSE clients on one workflow; then nginx + nchan
- * with the same clients and rates. Updates are published straight on NATS (SPEC §6 headers,
+ * with the same clients and rates. Updates are published straight on NATS (docs/wire-format.md#nats headers,
  * Wizard-Committed-At = send time) for controlled rates; a few upserts through write-api check the whole path.
  */
 
@@ -66,7 +66,7 @@ async function upsert(writeApiUrl: string, teamId: number, apiKey: string, body:
   return text;
 }
 
-/** The DTO bytes with another version: `version` is the DTO's last field (SPEC §4). */
+/** The DTO bytes with another version: `version` is the DTO's last field (docs/wire-format.md#the-session-dto). */
 function withVersion(dto: string, version: number): string {
   const at = dto.lastIndexOf('"version":');
   if (at === -1 || !dto.endsWith('}')) throw new Error(`not a session DTO: ${dto.slice(0, 200)}`);

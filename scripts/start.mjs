@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm start`: the whole product on one machine (SPEC §10). Plain Node with no dependencies, because it
+// `npm start`: the whole product on one machine (docs/README.md). Plain Node with no dependencies, because it
 // first has to install them; then it builds the dashboard if needed and hands over to the TypeScript
 // orchestrator in scripts/stack/, loaded in this same process through tsx.
 import { spawnSync } from 'node:child_process';

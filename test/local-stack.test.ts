@@ -103,7 +103,7 @@ describe('npm start (local stack)', () => {
     tokenFromFirstStart = (await push.mintStreamToken()).token;
   }, 30_000);
 
-  it('passes SPEC §9 settings through: HEARTBEAT_MS=1000 reaches the gateways', async () => {
+  it('passes docs/configuration.md settings through: HEARTBEAT_MS=1000 reaches the gateways', async () => {
     const team = required(stack.credentials.teams[0], 'team 1');
     const controller = new AbortController();
     const response = await fetch(

@@ -29,7 +29,7 @@ import {
 /**
  * Issue 5's scale-out test: a 3-node NATS cluster, two write-api and three stream-gateway processes,
  * 300 streams over the gateways while two teams push concurrently through both write-apis; one gateway
- * and then one NATS node are SIGKILLed mid-run. SPEC §8: every stream converges within 10 s (of the
+ * and then one NATS node are SIGKILLed mid-run. docs/delivery.md#guarantee: every stream converges within 10 s (of the
  * outage's commits, and of the last commit), versions only increase per connection, and no stream ever
  * carries another team's session.
  */
@@ -37,7 +37,7 @@ import {
 const INTERNAL_API_TOKEN = 'scale-out-internal-token-0123456789';
 const STREAM_TOKEN_SECRET = 'scale-out-stream-token-secret-0123456789';
 const STREAM_OPEN_CONCURRENCY = 25;
-/** SPEC §8 (a): the latest state within 10 s after a NATS outage or a gateway restart. */
+/** docs/delivery.md#guarantee (a): the latest state within 10 s after a NATS outage or a gateway restart. */
 const CONVERGENCE_BUDGET_MS = 10_000;
 /** Bound on the fleet's recovery (processes reconnected to NATS, clients streaming again) between faults. */
 const RECOVERY_TIMEOUT_MS = 20_000;

@@ -16,6 +16,9 @@ import {
 
 const HOST = '127.0.0.1';
 const GATEWAY_COUNT = 2;
+const GATEWAY_NAMES = Array.from({ length: GATEWAY_COUNT }, (_, index) => `stream-gateway-${index + 1}`);
+/** A local Ctrl-C should not wait the production 10 s drain unless asked to. */
+const LOCAL_DRAIN_MS = 2000;
 const STARTUP_TIMEOUT_MS = 90_000;
 const NATS_SERVER_PATHS = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'];
 
@@ -99,15 +102,14 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     }
   });
 
-  const drainMs = Number(env.DRAIN_MS ?? 2000);
+  const drainMs = env.DRAIN_MS || String(LOCAL_DRAIN_MS);
+  // The children get the gateways' drain plus a margin to stop (a DRAIN_MS they refuse: the local default).
+  const stopTimeoutMs = (Number(drainMs) >= 0 ? Number(drainMs) : LOCAL_DRAIN_MS) + 5000;
   const shutdown = (exitCode: number): Promise<void> => {
     shuttingDown ??= (async () => {
       print('\n[stack] stopping…');
       await edgeClose?.().catch(() => {});
-      await supervisor.stopAll(
-        [['stream-gateway-1', 'stream-gateway-2'], ['write-api'], ['nats-server']],
-        (Number.isFinite(drainMs) ? drainMs : 2000) + 5000,
-      );
+      await supervisor.stopAll([GATEWAY_NAMES, ['write-api'], ['nats-server']], stopTimeoutMs);
       print('[stack] stopped');
       process.exit(exitCode);
     })();
@@ -153,8 +155,7 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     base.STREAM_TOKEN_SECRET = env.STREAM_TOKEN_SECRET || secrets.stream_token_secret;
     base.INTERNAL_API_TOKEN = env.INTERNAL_API_TOKEN || secrets.internal_api_token;
     base.LOG_LEVEL = env.LOG_LEVEL || 'warn';
-    // A local Ctrl-C should not wait the production 10 s drain unless asked to.
-    base.DRAIN_MS = env.DRAIN_MS || '2000';
+    base.DRAIN_MS = drainMs;
     if (!env.DATABASE_URL) base.PGLITE_DIR = paths.pgliteDir;
     const database = env.DATABASE_URL
       ? 'PostgreSQL (DATABASE_URL)'
@@ -221,9 +222,9 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     });
 
     const gateways: { child: Child; url: string }[] = [];
-    for (let index = 1; index <= GATEWAY_COUNT; index++) {
+    for (const name of GATEWAY_NAMES) {
       const port = await freePort();
-      const child = tsxService(`stream-gateway-${index}`, 'services/stream-gateway/src/main.ts', port, {
+      const child = tsxService(name, 'services/stream-gateway/src/main.ts', port, {
         WRITE_API_URL: writeApiUrl,
       });
       gateways.push({ child, url: `http://${HOST}:${port}` });
@@ -295,7 +296,7 @@ function printSummary(
     `  dashboard + API   ${credentials.url}   (edge proxy: /…/stream/ → gateways, rest → write-api)`,
     `  write-api         ${credentials.write_api}   pid ${details.writeApiPid}   ${details.database}`,
     ...credentials.gateways.map(
-      (gateway, index) => `  stream-gateway-${index + 1}  ${gateway}   pid ${details.gatewayPids[index]}`,
+      (gateway, index) => `  ${GATEWAY_NAMES[index]}  ${gateway}   pid ${details.gatewayPids[index]}`,
     ),
     `  nats-server       ${details.natsUrl}${details.natsPid ? `   pid ${details.natsPid}` : '   (external, NATS_URL)'}`,
     `  credentials       ${relative(root, stackPaths(root).credentials)}   teams ${credentials.teams.map((t) => t.id).join(', ')}`,

@@ -3,8 +3,8 @@
 // closed the database by the time it prints its result (the last stdout line, JSON).
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { envString, envUrl, loadConfig } from '@wizard-stream/contracts';
-import { hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
+import { databaseEnv, databaseLocation, envString, loadConfig } from '@wizard-stream/contracts';
+import { findApiKey, hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
 import { z } from 'zod';
 import type { TeamCredential } from './state.js';
 
@@ -26,34 +26,21 @@ async function previousTeams(credentialsPath: string | undefined): Promise<TeamC
   }
 }
 
-const seedConfigSchema = z.object({
-  DATABASE_URL: envUrl(),
-  PGLITE_DIR: envString('.data/pglite'),
-  CREDENTIALS_FILE: envString(),
-});
+const seedConfigSchema = z
+  .object({ ...databaseEnv, CREDENTIALS_FILE: envString() })
+  .transform((env) => ({ database: databaseLocation(env), credentialsFile: env.CREDENTIALS_FILE }));
 
 async function main(): Promise<SeedResult> {
   const config = loadConfig('stack seed', seedConfigSchema, process.env);
-  const database = await openDatabase({
-    url: config.DATABASE_URL,
-    pgliteDataDir: config.DATABASE_URL ? undefined : config.PGLITE_DIR,
-  });
+  const database = await openDatabase(config.database);
   try {
     const migrations = await migrateToLatest(database.db);
-    const known = await previousTeams(config.CREDENTIALS_FILE);
+    const known = await previousTeams(config.credentialsFile);
     // Keep the keys of an earlier start as long as the database still knows them.
     const live = await Promise.all(
-      known.map(async (team) => {
-        const row = await database.db
-          .selectFrom('api_keys')
-          .innerJoin('team_members', 'team_members.user_id', 'api_keys.user_id')
-          .select('api_keys.id')
-          .where('api_keys.key_hash', '=', hashApiKey(team.api_key))
-          .where('api_keys.revoked_at', 'is', null)
-          .where('team_members.team_id', '=', team.id)
-          .executeTakeFirst();
-        return row !== undefined;
-      }),
+      known.map(
+        async (team) => (await findApiKey(database.db, hashApiKey(team.api_key), team.id))?.isMember === true,
+      ),
     );
     if (known.length >= TEAM_COUNT && live.every(Boolean)) return { teams: known, seeded: false, migrations };
 

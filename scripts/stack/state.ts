@@ -9,7 +9,7 @@ export interface TeamCredential {
   api_key: string;
 }
 
-/** `.data/credentials.json`, SPEC §10: URLs are rewritten each start, keys kept. */
+/** `.data/credentials.json`, docs/README.md: URLs are rewritten each start, keys kept. */
 export interface StackCredentials {
   url: string;
   write_api: string;

@@ -117,7 +117,7 @@ export class ReconnectingStream {
   }
 
   /**
-   * Per connection and session, versions must strictly increase (SPEC §8 b): each violation is
+   * Per connection and session, versions must strictly increase (docs/delivery.md#guarantee, b): each violation is
    * reported as text naming the connection, session and the two versions.
    */
   orderViolations(): string[] {

@@ -83,7 +83,7 @@ export function latestSession(stream: StreamPlan, sessions: SessionPlan[]): Sess
 }
 
 /**
- * The sessions whose final version a stream must hold at the end (SPEC §8 a): every covered session
+ * The sessions whose final version a stream must hold at the end (docs/delivery.md#guarantee, a): every covered session
  * still pushed in the last round (the stream is subscribed then), and the subscription's latest session
  * (what a re-snapshot restores). A session that ended during the outage and is not the latest may be
  * missed by a connection that was away meanwhile; the contract does not promise it.

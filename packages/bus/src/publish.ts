@@ -13,20 +13,22 @@ export interface SessionPublication {
   tracestate?: string | undefined;
 }
 
+/** Thrown by every call that needs a live connection when there is none (never connected, or closed). */
 export class NotConnectedError extends Error {
-  constructor(subject: string) {
-    super(`cannot publish on ${subject}: not connected to NATS`);
+  /** `action` names what could not be done, e.g. "publish on wizard.1.a.b". */
+  constructor(action: string) {
+    super(`cannot ${action}: not connected to NATS`);
     this.name = 'NotConnectedError';
   }
 }
 
 /**
- * Publishes one session with the headers of SPEC §6. Throws when there is no connection at all; while
+ * Publishes one session with the headers of docs/wire-format.md#nats. Throws when there is no connection at all; while
  * reconnecting the client buffers, which is why confirmPublished() exists.
  */
 export function publishSession(bus: BusConnection, publication: SessionPublication): void {
   const connection = bus.nats;
-  if (!connection || connection.isClosed()) throw new NotConnectedError(publication.subject);
+  if (!connection || connection.isClosed()) throw new NotConnectedError(`publish on ${publication.subject}`);
   const headers = natsHeaders();
   headers.set(NATS_HEADERS.sessionId, publication.sessionId);
   headers.set(NATS_HEADERS.version, String(publication.version));
@@ -42,8 +44,7 @@ export function publishSession(bus: BusConnection, publication: SessionPublicati
  */
 export async function confirmPublished(bus: BusConnection, timeoutMs: number): Promise<void> {
   const connection = bus.nats;
-  if (!connection || connection.isClosed())
-    throw new Error('cannot confirm publishes: not connected to NATS');
+  if (!connection || connection.isClosed()) throw new NotConnectedError('confirm publishes');
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

@@ -14,7 +14,7 @@ export interface SessionMessage {
   payload: Uint8Array;
 }
 
-/** Reads the headers of SPEC §6; undefined for a message that does not carry them. */
+/** Reads the headers of docs/wire-format.md#nats; undefined for a message that does not carry them. */
 export function readSessionMessage(msg: Msg): SessionMessage | undefined {
   const headers = msg.headers;
   if (!headers) return undefined;

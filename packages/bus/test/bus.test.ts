@@ -27,7 +27,7 @@ describe('bus over a real nats-server', () => {
     await nats?.stop();
   });
 
-  it('publishes the payload bytes with the SPEC §6 headers', async () => {
+  it('publishes the payload bytes with the headers of docs/wire-format.md#nats', async () => {
     const subject = sessionSubject(7, 'posthog.integration', 'next.js');
     const received: SessionMessage[] = [];
     const subscription = await subscribeSessions(subscriber, 'wizard.7.*.*', (message) =>
@@ -102,6 +102,13 @@ describe('bus over a real nats-server', () => {
         committedAtMs: 1,
       }),
     ).toThrow(NotConnectedError);
+    await nowhere.close();
+    await expect(nowhere.ready()).rejects.toThrow();
+  });
+
+  it('refuses to confirm publishes without a connection with the same NotConnectedError', async () => {
+    const nowhere = new BusConnection({ url: 'nats://127.0.0.1:1', name: 'never-connects' });
+    await expect(confirmPublished(nowhere, 1000)).rejects.toThrow(NotConnectedError);
     await nowhere.close();
     await expect(nowhere.ready()).rejects.toThrow();
   });

@@ -12,7 +12,7 @@ import { apiErrorFrom, type FetchLike, isRetryableStatus } from './http.js';
 
 /** What a CLI pushes: the upsert body as written (defaults such as `tasks: []` may be left out). */
 export type UpsertSessionInput = z.input<typeof upsertSessionBodySchema>;
-/** A session as the API returns it (SPEC §4). */
+/** A session as the API returns it (docs/wire-format.md#the-session-dto). */
 export type Session = z.infer<typeof sessionDtoSchema>;
 
 export interface StreamToken {

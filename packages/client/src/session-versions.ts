@@ -1,5 +1,5 @@
 /**
- * Per session, versions only increase (SPEC §8 b). A resumed or re-snapshotted stream repeats what the
+ * Per session, versions only increase (docs/delivery.md#guarantee, b). A resumed or re-snapshotted stream repeats what the
  * client already has; this drops it.
  */
 export class SessionVersions {

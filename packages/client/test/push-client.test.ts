@@ -7,7 +7,7 @@ import {
   sessionDto,
   startTestServer,
   type TestServer,
-} from './test-server.js';
+} from './support/test-server.js';
 
 const body = {
   session_id: 's1',

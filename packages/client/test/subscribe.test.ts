@@ -17,7 +17,7 @@ import {
   sessionDto,
   startTestServer,
   type TestServer,
-} from './test-server.js';
+} from './support/test-server.js';
 
 const frame = (session: Session) =>
   formatSessionFrame(session.version, session.session_id, JSON.stringify(session));

@@ -1,4 +1,4 @@
-/** URL layout shared by write-api, the gateway, the SDK and the edge proxy (SPEC §5, §7). */
+/** URL layout shared by write-api, the gateway, the SDK and the edge proxy (docs/api.md, docs/api.md#stream). */
 
 /** The CLI's path and PostHog's alias; both serve the same routes. */
 export const SESSION_COLLECTION_PATHS = [
@@ -23,7 +23,7 @@ export function latestSessionUrl(
   return `${sessionsUrl(baseUrl, projectId)}latest/?${query}`;
 }
 
-/** The list call, newest `started_at` first (SPEC §5). */
+/** The list call, newest `started_at` first (docs/api.md). */
 export function listSessionsUrl(
   baseUrl: string,
   projectId: number,

@@ -53,6 +53,67 @@ export const envList = () =>
       ),
   );
 
+/** Values that must never appear in an error message: loadConfig names their length only. */
+const secretSchemas = new WeakSet<z.ZodType>();
+
+/** A shared secret: unset, or at least `minLength` characters (a short one is a mistake, not a choice). */
+export function envSecret(minLength: number): z.ZodType<string | undefined> {
+  const schema = z.preprocess(
+    blankAsUnset,
+    z
+      .string()
+      .min(minLength, { error: `must be at least ${minLength} characters` })
+      .optional(),
+  );
+  secretSchemas.add(schema);
+  return schema;
+}
+
+/** The settings both services read, with one default and one rule each. */
+export function serviceEnv(defaultPort: number) {
+  return {
+    PORT: envInt(defaultPort, { min: 0, max: 65_535 }),
+    HOST: envString('127.0.0.1'),
+    NATS_URL: envString('nats://127.0.0.1:4222'),
+    /** The gateways' credential for re-snapshots on write-api (read calls only); unset disables them. */
+    INTERNAL_API_TOKEN: envSecret(16),
+    CORS_ORIGINS: envList(),
+    LOG_LEVEL: envLogLevel(),
+  };
+}
+
+/** DATABASE_URL when set, otherwise PGlite files in PGLITE_DIR: what every entry point opening the database reads. */
+export const databaseEnv = {
+  DATABASE_URL: envUrl(),
+  PGLITE_DIR: envString('.data/pglite'),
+};
+
+/** The database of `databaseEnv` as openDatabase's `url` / `pgliteDataDir` (one of them set). */
+export function databaseLocation(env: { DATABASE_URL: string | undefined; PGLITE_DIR: string }): {
+  url: string | undefined;
+  pgliteDataDir: string | undefined;
+} {
+  return env.DATABASE_URL
+    ? { url: env.DATABASE_URL, pgliteDataDir: undefined }
+    : { url: undefined, pgliteDataDir: env.PGLITE_DIR };
+}
+
+type CamelCase<Name extends string> = Name extends `${infer Head}_${infer Tail}`
+  ? `${Lowercase<Head>}${Capitalize<CamelCase<Tail>>}`
+  : Lowercase<Name>;
+
+export type CamelCaseKeys<Env> = { [Name in keyof Env & string as CamelCase<Name>]: Env[Name] };
+
+/** `{ DRAIN_MS: 1 }` → `{ drainMs: 1 }`: the end of a config schema's `.transform`, so no one writes the renames out. */
+export function camelCaseKeys<Env extends Record<string, unknown>>(env: Env): CamelCaseKeys<Env> {
+  return Object.fromEntries(
+    Object.entries(env).map(([name, value]) => [
+      name.toLowerCase().replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase()),
+      value,
+    ]),
+  ) as CamelCaseKeys<Env>;
+}
+
 export const envLogLevel = () =>
   z.preprocess(
     blankAsUnset,
@@ -66,19 +127,42 @@ export class ConfigError extends Error {
   }
 }
 
+/** The fields of an env schema, through the `.transform` that renames them. */
+function fieldsOf(schema: z.ZodType): Record<string, z.ZodType> {
+  if (schema instanceof z.ZodPipe) return fieldsOf(schema.in as z.ZodType);
+  if (schema instanceof z.ZodObject) return schema.shape as Record<string, z.ZodType>;
+  return {};
+}
+
+/** The environment variables a config schema reads: what a deployment may set for its service. */
+export function envVariables(schema: z.ZodType): string[] {
+  return Object.keys(fieldsOf(schema));
+}
+
+/** Parses the environment once with the service's schema; any bad value is a ConfigError naming each. */
 export function loadConfig<Schema extends z.ZodType>(
   service: string,
   schema: Schema,
   env: Record<string, string | undefined>,
-): z.infer<Schema> {
-  const result = schema.safeParse(env);
+): z.output<Schema> {
+  const fields = fieldsOf(schema);
+  // Every declared variable is a key of the result, an unset one as undefined.
+  const unset = Object.fromEntries(Object.keys(fields).map((name) => [name, undefined]));
+  const result = schema.safeParse({ ...unset, ...env });
   if (result.success) return result.data;
   throw new ConfigError(
     service,
     result.error.issues.map((issue) => {
       const name = issue.path.join('.');
       const value = env[name];
-      return `${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}: ${issue.message}`;
+      const field = fields[name];
+      const shown =
+        value === undefined
+          ? '(unset)'
+          : field && secretSchemas.has(field)
+            ? `(${value.length} characters, not shown)`
+            : JSON.stringify(value);
+      return `${name}=${shown}: ${issue.message}`;
     }),
   );
 }

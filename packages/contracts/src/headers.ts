@@ -1,4 +1,4 @@
-/** NATS message headers carried by every published session (SPEC §6). */
+/** NATS message headers carried by every published session (docs/wire-format.md#nats). */
 export const NATS_HEADERS = {
   sessionId: 'Wizard-Session-Id',
   version: 'Wizard-Version',

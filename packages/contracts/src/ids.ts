@@ -9,9 +9,6 @@ export const ROUTING_ID_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
 /** No whitespace, control characters or lone surrogates (PostgreSQL cannot store the latter). */
 export const SESSION_ID_PATTERN = /^[^\s\p{Cc}\p{Cs}]{1,255}$/u;
 
-/** Names the session ids that are routes of their own and can never be used as a session id in a URL. */
-export const RESERVED_SESSION_PATH_SEGMENTS = ['latest', 'stream'] as const;
-
 function requiredString(field: string) {
   return (issue: { input: unknown }) =>
     issue.input === undefined ? 'This field is required.' : `${field} must be a string.`;

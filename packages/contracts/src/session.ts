@@ -83,13 +83,11 @@ export const listSessionsQuerySchema = z.object({
   offset: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(1_000_000_000).default(0)),
   limit: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).max(200).default(50)),
 });
-export type ListSessionsQuery = z.infer<typeof listSessionsQuerySchema>;
 
 export const latestSessionQuerySchema = z.object({
   workflow_id: z.preprocess(blankToUndefined, workflowIdSchema),
   skill_id: z.preprocess(blankToUndefined, skillIdSchema.optional()),
 });
-export type LatestSessionQuery = z.infer<typeof latestSessionQuerySchema>;
 
 /** The stream route takes the same filters as latest. */
 export const streamQuerySchema = latestSessionQuerySchema;
@@ -157,7 +155,7 @@ export interface SerializeOptions {
   staleAfterMs: number;
 }
 
-/** The DTO, with its fields in the order of SPEC §4 (object key order is insertion order). */
+/** The DTO, with its fields in the order of docs/wire-format.md#the-session-dto (object key order is insertion order). */
 export function toSessionDto(record: SessionRecord, { now, staleAfterMs }: SerializeOptions): SessionDto {
   return {
     session_id: record.sessionId,

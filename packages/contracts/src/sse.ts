@@ -1,5 +1,5 @@
 /**
- * Server-Sent Events framing (SPEC §7). Field values that are written on one line (id, event) have
+ * Server-Sent Events framing (docs/wire-format.md#sse). Field values that are written on one line (id, event) have
  * CR, LF and NUL removed so that no value can inject a line; data is split into one `data:` line per line.
  */
 

@@ -107,7 +107,7 @@ describe('the serializer', () => {
     version: 4,
   };
 
-  it('writes the fields in the order of SPEC §4 with UTC timestamps', () => {
+  it('writes the fields in the order of docs/wire-format.md#the-session-dto with UTC timestamps', () => {
     const json = serializeSession(record, { now: new Date('2026-11-25T10:01:00Z'), staleAfterMs: 600_000 });
     expect(Object.keys(JSON.parse(json))).toEqual([
       'session_id',

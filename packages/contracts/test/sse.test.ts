@@ -9,7 +9,7 @@ import {
 } from '../src/index.js';
 
 describe('SSE framing', () => {
-  it('writes the frames of SPEC §7', () => {
+  it('writes the frames of docs/wire-format.md#sse', () => {
     expect(formatSessionFrame(3, 'abc', '{"a":1}')).toBe('id: 3:abc\ndata: {"a":1}\n\n');
     expect(SSE_END_FRAME).toBe('event: end\ndata: reconnect\n\n');
   });

@@ -1,4 +1,4 @@
-export * from './credentials.js';
+export * from './accounts.js';
 export * from './database.js';
 export * from './migrate.js';
 export * from './query-template.js';

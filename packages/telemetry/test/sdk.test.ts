@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tracingRequested } from '../src/sdk.js';
 
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+const support = join(dirname(fileURLToPath(import.meta.url)), 'support');
 const CALLER_TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const TRACEPARENT = `00-${CALLER_TRACE_ID}-b7ad6b7169203331-01`;
 
@@ -71,7 +71,7 @@ describe('startTelemetry as a preload in a real process', () => {
   async function runFixture(env: Record<string, string>): Promise<number | null> {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--import', join(fixtures, 'otel-preload.ts'), join(fixtures, 'traced-app.ts')],
+      ['--import', 'tsx', '--import', join(support, 'otel-preload.ts'), join(support, 'traced-app.ts')],
       {
         env: { PATH: process.env.PATH ?? '', FIXTURE_TRACEPARENT: TRACEPARENT, ...env },
         stdio: ['ignore', 'inherit', 'inherit'],

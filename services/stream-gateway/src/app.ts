@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import { BusConnection } from '@wizard-stream/bus';
-import { ApiError, apiErrors } from '@wizard-stream/contracts';
+import { errorsPlugin } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { StreamGatewayConfig } from './config.js';
@@ -56,26 +56,7 @@ export async function buildGateway(
   const stopResnapshots = resnapshotOnReconnect(bus, hub, snapshots, config.internalApiToken, app.log);
 
   app.decorate('gateway', state);
-  app.setErrorHandler((error, request, reply) => {
-    if (error instanceof ApiError)
-      return reply.code(error.statusCode).headers(error.headers).send(error.body);
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status !== undefined && status >= 400 && status < 500) {
-      return reply.code(status).send({
-        type: 'invalid_request',
-        code: 'invalid_request',
-        detail: (error as Error).message,
-        attr: null,
-      });
-    }
-    request.log.error({ err: error }, 'request failed');
-    const internal = apiErrors.internal();
-    return reply.code(internal.statusCode).send(internal.body);
-  });
-  app.setNotFoundHandler((_request, reply) => {
-    const notFound = apiErrors.notFound();
-    return reply.code(notFound.statusCode).send(notFound.body);
-  });
+  await app.register(errorsPlugin);
   await app.register(cors, {
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
     methods: ['GET', 'HEAD', 'OPTIONS'],

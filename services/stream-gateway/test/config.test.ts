@@ -48,4 +48,18 @@ describe('loadStreamGatewayConfig', () => {
       expect((error as Error).message).toContain('WRITE_API_URL="not a url"');
     }
   });
+
+  it('refuses an INTERNAL_API_TOKEN under 16 characters without printing it', () => {
+    expect(() => loadStreamGatewayConfig({ INTERNAL_API_TOKEN: 'short-secret' })).toThrow(ConfigError);
+    try {
+      loadStreamGatewayConfig({ INTERNAL_API_TOKEN: 'short-secret' });
+    } catch (error) {
+      expect((error as Error).message).toContain('INTERNAL_API_TOKEN=');
+      expect((error as Error).message).toContain('must be at least 16 characters');
+      expect((error as Error).message).not.toContain('short-secret');
+    }
+    expect(loadStreamGatewayConfig({ INTERNAL_API_TOKEN: 'x'.repeat(16) }).internalApiToken).toBe(
+      'x'.repeat(16),
+    );
+  });
 });

@@ -2,27 +2,30 @@ import cors from '@fastify/cors';
 import { BusConnection } from '@wizard-stream/bus';
 import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
 import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
+import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
 import { RateLimiter } from './auth/rate-limiter.js';
 import type { WriteApiConfig } from './config.js';
+import { databaseUnavailableError } from './db-errors.js';
 import { healthRoutes } from './health.js';
 import { createWriteApiMetrics } from './metrics.js';
 import { authPlugin } from './plugins/auth.js';
-import { errorsPlugin, sendApiError, toApiError } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
+import { SessionCommitter } from './sessions/commit.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
 import { sessionRoutes } from './sessions/routes.js';
+import { sessionSerializer } from './sessions/serializer.js';
 import { StalenessSweeper } from './sessions/staleness.js';
 import { UpsertBatcher } from './sessions/upsert-batcher.js';
-import { streamTokenRoutes } from './stream-tokens.js';
+import { streamTokenRoutes } from './stream-tokens/routes.js';
 
 export interface StartOptions {
   /** An already-open database (tests share one); otherwise one is opened from the config and owned. */
   database?: Database;
-  /** Test seam, see WriteApiServices.afterCommit. */
+  /** Test seam, see SessionCommitterOptions.afterCommit. */
   afterCommit?: () => void;
 }
 
@@ -60,8 +63,7 @@ export async function startWriteApi(
   const database =
     options.database ??
     (await openDatabase({
-      url: config.databaseUrl,
-      pgliteDataDir: config.databaseUrl ? undefined : config.pgliteDir,
+      ...config.database,
       poolSize: config.dbPoolSize,
       onPoolError: (error) => app.log.warn({ err: error }, 'idle database connection failed'),
     }));
@@ -69,13 +71,8 @@ export async function startWriteApi(
 
   const metrics = createWriteApiMetrics();
   const bus = new BusConnection({ url: config.natsUrl, name: 'write-api', logger: app.log });
-  const publisher = new SessionPublisher({
-    db: database.db,
-    bus,
-    metrics,
-    logger: app.log,
-    staleAfterMs: config.staleAfterMs,
-  });
+  const serialize = sessionSerializer(config.staleAfterMs);
+  const publisher = new SessionPublisher({ db: database.db, bus, metrics, logger: app.log, serialize });
   const relay = new Relay({
     db: database.db,
     bus,
@@ -93,7 +90,7 @@ export async function startWriteApi(
     staleAfterMs: config.staleAfterMs,
     intervalMs: config.staleSweepMs,
   });
-  const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
+  const rateLimiter = new RateLimiter(config.rateLimitPerMin);
   const pruneTimer = setInterval(() => rateLimiter.prune(), 60_000).unref();
 
   if (config.corsOrigins.length > 0) {
@@ -104,12 +101,18 @@ export async function startWriteApi(
       config,
       database,
       bus,
-      publisher,
-      // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
-      upserts: new UpsertBatcher(database.db, {
-        maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
-        maxBatch: 64,
+      commits: new SessionCommitter({
+        // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
+        upserts: new UpsertBatcher(database.db, {
+          maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
+          maxBatch: 64,
+        }),
+        publisher,
+        serialize,
+        metrics,
+        afterCommit: options.afterCommit,
       }),
+      serialize,
       rateLimiter,
       metrics,
       credentials: new CredentialChecker({
@@ -118,10 +121,9 @@ export async function startWriteApi(
         internalApiToken: config.internalApiToken,
         cacheMs: config.authCacheMs,
       }),
-      afterCommit: options.afterCommit,
     },
   });
-  await app.register(errorsPlugin);
+  await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(authPlugin);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -1,3 +1,5 @@
+import { type ApiError, apiErrors } from '@wizard-stream/contracts';
+
 /**
  * Errors that mean "the database cannot be reached right now" rather than "this statement is wrong":
  * the API answers them with 503 + Retry-After so that clients retry, instead of a 500.
@@ -27,4 +29,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     message.includes('driver has already been destroyed') ||
     (error instanceof AggregateError && error.errors.some(isDatabaseUnavailable))
   );
+}
+
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/** The 503 the API answers while the database cannot be reached; undefined for any other failure. */
+export function databaseUnavailableError(error: unknown): ApiError | undefined {
+  return isDatabaseUnavailable(error)
+    ? apiErrors.unavailable('The database is unavailable; retry shortly.', DATABASE_RETRY_AFTER_SECONDS)
+    : undefined;
 }

@@ -9,10 +9,7 @@ async function main(): Promise<void> {
   const config = loadWriteApiConfig(process.env);
 
   if (process.argv.includes('--migrate-only')) {
-    const database = await openDatabase({
-      url: config.databaseUrl,
-      pgliteDataDir: config.databaseUrl ? undefined : config.pgliteDir,
-    });
+    const database = await openDatabase(config.database);
     try {
       const applied = await migrateToLatest(database.db);
       console.log(JSON.stringify({ level: 'info', msg: 'migrations applied', applied }));
@@ -24,7 +21,7 @@ async function main(): Promise<void> {
 
   const api = await startWriteApi(config);
   api.app.log.info(
-    { url: api.url, database: config.databaseUrl ? 'postgres' : `pglite:${config.pgliteDir}` },
+    { url: api.url, database: config.database.url ? 'postgres' : `pglite:${config.database.pgliteDataDir}` },
     'write-api listening',
   );
 

@@ -2,7 +2,8 @@ import { apiErrorBodySchema, sessionDtoSchema } from '@wizard-stream/contracts';
 import { DIALECTS, until } from '@wizard-stream/testkit';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, INTERNAL_TOKEN, sessionBody, sessionsPath, startHarness } from './helpers.js';
+import { type Harness, startHarness, uniqueSessionBody } from './support/harness.js';
+import { INTERNAL_API_TOKEN, sessionsPath } from './support/write-api.js';
 
 describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implementation)', (dialect) => {
   let h: Harness;
@@ -27,7 +28,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('creates a session: 201, the DTO, one row', async () => {
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     const response = await h.request('POST', path, { body });
     expect(response.status).toBe(201);
     const dto = sessionDtoSchema.parse(response.json);
@@ -43,7 +44,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('re-posting the same session_id updates it: 200, tasks replaced, version +1, still one row', async () => {
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     await h.request('POST', path, { body });
     const tasks = [{ id: '1', title: 'Add events', status: 'completed' }];
     const response = await h.request('POST', path, { body: { ...body, tasks } });
@@ -54,7 +55,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('another user re-posting the session gets 403 and the row is untouched', async () => {
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     const created = await h.request('POST', path, { body });
     const response = await h.request('POST', path, {
       key: h.carol.apiKey,
@@ -67,8 +68,8 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('a different session_id creates a new row', async () => {
-    const first = sessionBody();
-    const second = sessionBody({ workflow_id: first.workflow_id });
+    const first = uniqueSessionBody();
+    const second = uniqueSessionBody({ workflow_id: first.workflow_id });
     expect((await h.request('POST', path, { body: first })).status).toBe(201);
     expect((await h.request('POST', path, { body: second })).status).toBe(201);
     expect(await rowCount(first.session_id as string)).toBe(1);
@@ -77,12 +78,12 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('lists ordered by started_at desc, filtered by workflow and skill, a blank skill_id ignored', async () => {
     const workflow = `list-${dialect}`;
-    const older = sessionBody({
+    const older = uniqueSessionBody({
       workflow_id: workflow,
       skill_id: 'django',
       started_at: '2026-11-25T08:00:00Z',
     });
-    const newer = sessionBody({
+    const newer = uniqueSessionBody({
       workflow_id: workflow,
       skill_id: 'nextjs',
       started_at: '2026-11-25T09:00:00Z',
@@ -104,7 +105,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     const workflow = `page-${dialect}`;
     for (let hour = 1; hour <= 3; hour++) {
       await h.request('POST', path, {
-        body: sessionBody({ workflow_id: workflow, started_at: `2026-11-25T0${hour}:00:00Z` }),
+        body: uniqueSessionBody({ workflow_id: workflow, started_at: `2026-11-25T0${hour}:00:00Z` }),
       });
     }
     const first = await h.request('GET', `${path}?workflow_id=${workflow}&limit=2`);
@@ -121,7 +122,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('retrieves a session by id (200) and answers 404 for an unknown one', async () => {
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     await h.request('POST', path, { body });
     const found = await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`);
     expect(found.status).toBe(200);
@@ -132,7 +133,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('retrieves a session whose id has the full 255 characters; a malformed URL is a 400 error body', async () => {
-    const body = sessionBody({ session_id: `long-${dialect}-`.padEnd(255, 'é') });
+    const body = uniqueSessionBody({ session_id: `long-${dialect}-`.padEnd(255, 'é') });
     expect((body.session_id as string).length).toBe(255);
     expect((await h.request('POST', path, { body })).status).toBe(201);
     const found = await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`);
@@ -146,7 +147,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   it('links list pages whatever the forwarded host and scheme headers hold (never a 500)', async () => {
     const workflow = `forwarded-${dialect}`;
     for (let index = 0; index < 2; index++)
-      await h.request('POST', path, { body: sessionBody({ workflow_id: workflow }) });
+      await h.request('POST', path, { body: uniqueSessionBody({ workflow_id: workflow }) });
     const malformed: Record<string, string>[] = [
       { 'x-forwarded-host': 'bad host' },
       { 'x-forwarded-proto': 'a b' },
@@ -159,7 +160,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('answers 400 to a timestamp PostgreSQL cannot store (year 0), writing nothing', async () => {
-    const body = sessionBody({ started_at: '0000-06-01T00:00:00Z' });
+    const body = uniqueSessionBody({ started_at: '0000-06-01T00:00:00Z' });
     const response = await h.request('POST', path, { body });
     expect(response.status).toBe(400);
     expect(apiErrorBodySchema.parse(response.json).attr).toBe('started_at');
@@ -170,10 +171,10 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     const workflow = `latest-${dialect}`;
     const started = '2026-11-25T07:00:00Z';
     await h.request('POST', path, {
-      body: sessionBody({ workflow_id: workflow, started_at: '2026-11-25T06:00:00Z' }),
+      body: uniqueSessionBody({ workflow_id: workflow, started_at: '2026-11-25T06:00:00Z' }),
     });
-    const tieFirst = sessionBody({ workflow_id: workflow, started_at: started });
-    const tieSecond = sessionBody({ workflow_id: workflow, started_at: started });
+    const tieFirst = uniqueSessionBody({ workflow_id: workflow, started_at: started });
+    const tieSecond = uniqueSessionBody({ workflow_id: workflow, started_at: started });
     await h.request('POST', path, { body: tieFirst });
     await h.request('POST', path, { body: tieSecond });
     const latest = await h.request('GET', `${path}latest/?workflow_id=${workflow}`);
@@ -184,7 +185,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('latest: a skill filter narrows to 204, no session is 204 with an empty body, no workflow_id is 400', async () => {
     const workflow = `latest-skill-${dialect}`;
-    await h.request('POST', path, { body: sessionBody({ workflow_id: workflow, skill_id: 'nextjs' }) });
+    await h.request('POST', path, { body: uniqueSessionBody({ workflow_id: workflow, skill_id: 'nextjs' }) });
     const narrowed = await h.request('GET', `${path}latest/?workflow_id=${workflow}&skill_id=django`);
     expect(narrowed.status).toBe(204);
     expect(narrowed.text).toBe('');
@@ -198,12 +199,12 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('a session whose id is "latest" does not shadow the latest action', async () => {
     const workflow = `shadow-${dialect}`;
-    const named = sessionBody({
+    const named = uniqueSessionBody({
       session_id: 'latest',
       workflow_id: workflow,
       started_at: '2026-11-20T00:00:00Z',
     });
-    const newer = sessionBody({ workflow_id: workflow, started_at: '2026-11-21T00:00:00Z' });
+    const newer = uniqueSessionBody({ workflow_id: workflow, started_at: '2026-11-21T00:00:00Z' });
     expect((await h.request('POST', path, { body: named })).status).toBe(201);
     await h.request('POST', path, { body: newer });
     const latest = await h.request('GET', `${path}latest/?workflow_id=${workflow}`);
@@ -211,7 +212,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('answers 405 to PUT, PATCH and DELETE', async () => {
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     await h.request('POST', path, { body });
     for (const method of ['PUT', 'PATCH', 'DELETE']) {
       for (const target of [path, `${path}${encodeURIComponent(body.session_id as string)}/`]) {
@@ -246,7 +247,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     ['a workflow_id with a space', { workflow_id: 'posthog integration' }, 'workflow_id'],
     ['a skill_id with a wildcard', { skill_id: '*' }, 'skill_id'],
   ])('rejects %s with 400 naming the field, and writes nothing', async (_name, patch, attr) => {
-    const body = sessionBody(patch);
+    const body = uniqueSessionBody(patch);
     const response = await h.request('POST', path, { body });
     expect(response.status).toBe(400);
     expect(apiErrorBodySchema.parse(response.json)).toMatchObject({ type: 'validation_error', attr });
@@ -254,7 +255,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it("hides another team's sessions on list, retrieve and latest", async () => {
-    const body = sessionBody({ workflow_id: `isolated-${dialect}` });
+    const body = uniqueSessionBody({ workflow_id: `isolated-${dialect}` });
     await h.request('POST', path, { body });
     const bobs = sessionsPath(h.bob.teamId);
     const list = await h.request('GET', `${bobs}?workflow_id=isolated-${dialect}`, { key: h.bob.apiKey });
@@ -282,7 +283,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       nested: { deep: [1, null, true] },
     };
     const error = { type: 'wizard_error', message: 'Wizard run failed', code: 'E42', detail: { step: 3 } };
-    const body = sessionBody({ run_phase: 'error', event_plan: eventPlan, error });
+    const body = uniqueSessionBody({ run_phase: 'error', event_plan: eventPlan, error });
     await h.request('POST', path, { body });
     const stored = await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`);
     expect(stored.json.event_plan).toEqual(eventPlan);
@@ -291,7 +292,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('keeps the stored event_plan when a completed push omits it', async () => {
     const eventPlan = { events: [{ name: 'a', description: '' }] };
-    const body = sessionBody({ event_plan: eventPlan });
+    const body = uniqueSessionBody({ event_plan: eventPlan });
     await h.request('POST', path, { body });
     const { event_plan: _omitted, ...withoutPlan } = body;
     const completed = await h.request('POST', path, { body: { ...withoutPlan, run_phase: 'completed' } });
@@ -302,7 +303,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('keeps handoff_text, leading indentation intact, across pushes without it', async () => {
     const report = '    indented code block\n\n# Report\n  - item  \n';
-    const body = sessionBody({ run_phase: 'completed', handoff_text: report });
+    const body = uniqueSessionBody({ run_phase: 'completed', handoff_text: report });
     expect((await h.request('POST', path, { body })).json.handoff_text).toBe(report);
     expect((await h.request('POST', path, { body: { ...body, handoff_text: null } })).json.handoff_text).toBe(
       report,
@@ -315,7 +316,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('stores a sensitive pending_input without its prompts', async () => {
-    const body = sessionBody({
+    const body = uniqueSessionBody({
       pending_input: { id: 'q1', question_count: 1, sensitive: true, prompts: ['Paste your secret key'] },
     });
     const response = await h.request('POST', path, { body });
@@ -337,7 +338,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       prompts: ['A?', 'B?'],
     };
     const workflow = `pending-${dialect}`;
-    const body = sessionBody({ workflow_id: workflow, pending_input: pendingInput });
+    const body = uniqueSessionBody({ workflow_id: workflow, pending_input: pendingInput });
     await h.request('POST', path, { body });
     const list = await h.request('GET', `${path}?workflow_id=${workflow}`);
     const one = await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`);
@@ -354,7 +355,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     ['completed, long ago', 'completed', 86_400_000, false],
     ['error, long ago', 'error', 86_400_000, false],
   ])('computes is_stale: %s', async (_name, runPhase, ageMs, stale) => {
-    const body = sessionBody({ run_phase: runPhase });
+    const body = uniqueSessionBody({ run_phase: runPhase });
     await h.request('POST', path, { body });
     await h.database.db
       .updateTable('wizard_sessions')
@@ -367,7 +368,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
 
   it('serves the wizard_sessions alias like the main path', async () => {
     const alias = `/api/projects/${h.alice.teamId}/wizard_sessions/`;
-    const body = sessionBody();
+    const body = uniqueSessionBody();
     expect((await h.request('POST', alias, { body })).status).toBe(201);
     expect((await h.request('GET', `${path}${encodeURIComponent(body.session_id as string)}/`)).status).toBe(
       200,
@@ -396,12 +397,14 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       const response = await h.request('GET', '/api/projects/abc/wizard/sessions/', { key: 'wsk_not-a-key' });
       expect(response.status).toBe(401);
       expect(response.json.code).toBe('authentication_failed');
-      const internal = await h.request('GET', '/api/projects/abc/wizard/sessions/', { key: INTERNAL_TOKEN });
+      const internal = await h.request('GET', '/api/projects/abc/wizard/sessions/', {
+        key: INTERNAL_API_TOKEN,
+      });
       expect(internal.status).toBe(404);
     });
 
     it('answers 403 when the key lacks the scope, writing nothing', async () => {
-      const body = sessionBody();
+      const body = uniqueSessionBody();
       const response = await h.request('POST', path, { key: h.reader.apiKey, body });
       expect(response.status).toBe(403);
       expect(await rowCount(body.session_id as string)).toBe(0);
@@ -422,7 +425,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       expect(
         (await h.request('GET', `${sessionsPath(h.bob.teamId)}?token=${token}`, { key: null })).status,
       ).toBe(404);
-      expect((await h.request('POST', path, { key: token, body: sessionBody() })).status).toBe(403);
+      expect((await h.request('POST', path, { key: token, body: uniqueSessionBody() })).status).toBe(403);
       const forged = `${token.slice(0, -2)}xx`;
       expect((await h.request('GET', path, { key: forged })).status).toBe(401);
       expect(
@@ -435,17 +438,19 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       expect(
         (
           await h.request('GET', `${sessionsPath(h.bob.teamId)}latest/?workflow_id=x`, {
-            key: INTERNAL_TOKEN,
+            key: INTERNAL_API_TOKEN,
           })
         ).status,
       ).toBe(204);
-      expect((await h.request('POST', path, { key: INTERNAL_TOKEN, body: sessionBody() })).status).toBe(403);
+      expect(
+        (await h.request('POST', path, { key: INTERNAL_API_TOKEN, body: uniqueSessionBody() })).status,
+      ).toBe(403);
     });
   });
 
   describe('request limits', () => {
     it('answers 413 to a body over 1 MiB and writes nothing', async () => {
-      const body = sessionBody({ error: { blob: 'x'.repeat(1024 * 1024) } });
+      const body = uniqueSessionBody({ error: { blob: 'x'.repeat(1024 * 1024) } });
       const response = await h.request('POST', path, { body });
       expect(response.status).toBe(413);
       expect(apiErrorBodySchema.parse(response.json).code).toBe('payload_too_large');
@@ -473,7 +478,7 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
   });
 
   it('serves liveness, readiness and metrics', async () => {
-    expect((await h.request('POST', path, { body: sessionBody() })).status).toBe(201);
+    expect((await h.request('POST', path, { body: uniqueSessionBody() })).status).toBe(201);
     expect((await h.request('GET', '/healthz', { key: null })).status).toBe(200);
     const ready = await h.request('GET', '/readyz', { key: null });
     expect(ready.status).toBe(200);
@@ -522,7 +527,9 @@ describe('write-api while NATS is down', () => {
     const ready = await h.request('GET', '/readyz', { key: null });
     expect(ready.status).toBe(200);
     expect(ready.json.checks).toEqual({ accepting: true, database: true, nats: false });
-    expect((await h.request('POST', sessionsPath(h.alice.teamId), { body: sessionBody() })).status).toBe(201);
+    expect(
+      (await h.request('POST', sessionsPath(h.alice.teamId), { body: uniqueSessionBody() })).status,
+    ).toBe(201);
     await h.nats.restart();
   });
 });
@@ -546,7 +553,7 @@ describe('write-api with its database unreachable', () => {
       const response = await fetch(`${api.url}/api/projects/1/wizard/sessions/`, {
         method: 'POST',
         headers: { authorization: 'Bearer wsk_whatever', 'content-type': 'application/json' },
-        body: JSON.stringify(sessionBody()),
+        body: JSON.stringify(uniqueSessionBody()),
       });
       expect(response.status).toBe(503);
       expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { envString, envUrl, loadConfig, SCOPES, type Scope } from '@wizard-stream/contracts';
+import { databaseEnv, databaseLocation, loadConfig, SCOPES, type Scope } from '@wizard-stream/contracts';
 import {
   addTeamMember,
   createApiKey,
@@ -24,7 +24,7 @@ const USAGE = `Usage: npm run admin -- <command> [options]   (against DATABASE_U
   revoke-key --id KEY_ID
   list-keys [--email EMAIL]`;
 
-const adminEnvSchema = z.object({ DATABASE_URL: envUrl(), PGLITE_DIR: envString('.data/pglite') });
+const adminEnvSchema = z.object(databaseEnv).transform(databaseLocation);
 
 const scopeNames: Record<string, Scope> = { read: SCOPES.read, write: SCOPES.write };
 
@@ -64,11 +64,7 @@ async function run(argv: string[]): Promise<void> {
     return;
   }
 
-  const env = loadConfig('admin', adminEnvSchema, process.env);
-  const database = await openDatabase({
-    url: env.DATABASE_URL,
-    pgliteDataDir: env.DATABASE_URL ? undefined : env.PGLITE_DIR,
-  });
+  const database = await openDatabase(loadConfig('admin', adminEnvSchema, process.env));
   const { db } = database;
   const userByEmail = async (email: string) => {
     const user = await findUserByEmail(db, email);

@@ -1,19 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { apiErrors, SCOPES, type Scope } from '@wizard-stream/contracts';
-import { type DatabaseSchema, hashApiKey } from '@wizard-stream/db';
+import {
+  type ApiKeyLookup,
+  type DatabaseSchema,
+  findApiKey,
+  hashApiKey,
+  recordApiKeyUse,
+} from '@wizard-stream/db';
 import type { Kysely } from 'kysely';
+import { STREAM_TOKEN_PREFIX, verifyStreamToken } from '../stream-tokens/token.js';
 import type { Principal } from './principal.js';
-import { STREAM_TOKEN_PREFIX, verifyStreamToken } from './stream-tokens.js';
-
-interface KeyLookup {
-  keyId: number;
-  userId: number;
-  email: string;
-  firstName: string;
-  scopes: string[];
-  isMember: boolean;
-  lastUsedAt: Date | null;
-}
 
 export interface CredentialCheckerOptions {
   db: Kysely<DatabaseSchema>;
@@ -37,7 +33,7 @@ function sameSecret(given: string, expected: string): boolean {
  * unknown credential → 401, project not the user's → 404, scope missing → 403.
  */
 export class CredentialChecker {
-  private readonly cache = new Map<string, { lookup: KeyLookup | undefined; expiresAt: number }>();
+  private readonly cache = new Map<string, { lookup: ApiKeyLookup | undefined; expiresAt: number }>();
   private readonly lastUsedWrites = new Map<number, number>();
 
   constructor(private readonly options: CredentialCheckerOptions) {}
@@ -77,43 +73,14 @@ export class CredentialChecker {
     };
   }
 
-  private async lookupKey(key: string, projectId: number): Promise<KeyLookup | undefined> {
+  private async lookupKey(key: string, projectId: number): Promise<ApiKeyLookup | undefined> {
     const keyHash = hashApiKey(key);
     const cacheKey = `${keyHash}:${projectId}`;
     const now = Date.now();
     const cached = this.cache.get(cacheKey);
     if (cached && cached.expiresAt > now) return cached.lookup;
 
-    const row = await this.options.db
-      .selectFrom('api_keys')
-      .innerJoin('users', 'users.id', 'api_keys.user_id')
-      .leftJoin('team_members', (join) =>
-        join
-          .onRef('team_members.user_id', '=', 'api_keys.user_id')
-          .on('team_members.team_id', '=', projectId),
-      )
-      .select([
-        'api_keys.id as keyId',
-        'api_keys.user_id as userId',
-        'api_keys.scopes',
-        'api_keys.last_used_at as lastUsedAt',
-        'users.email',
-        'users.first_name as firstName',
-        'team_members.team_id as memberTeamId',
-      ])
-      .where('api_keys.key_hash', '=', keyHash)
-      .where('api_keys.revoked_at', 'is', null)
-      .executeTakeFirst();
-
-    const lookup = row && {
-      keyId: row.keyId,
-      userId: row.userId,
-      email: row.email,
-      firstName: row.firstName,
-      scopes: row.scopes,
-      isMember: row.memberTeamId !== null,
-      lastUsedAt: row.lastUsedAt,
-    };
+    const lookup = await findApiKey(this.options.db, keyHash, projectId);
     if (this.options.cacheMs > 0) {
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.clear();
       this.cache.set(cacheKey, { lookup, expiresAt: now + this.options.cacheMs });
@@ -122,17 +89,14 @@ export class CredentialChecker {
   }
 
   /** last_used_at is kept to the minute, written in the background so it never slows a request. */
-  private recordUse(lookup: KeyLookup): void {
+  private recordUse(lookup: ApiKeyLookup): void {
     const now = Date.now();
     const lastWrite = this.lastUsedWrites.get(lookup.keyId) ?? lookup.lastUsedAt?.getTime() ?? 0;
     if (now - lastWrite < LAST_USED_RESOLUTION_MS) return;
     if (this.lastUsedWrites.size >= MAX_CACHE_ENTRIES) this.lastUsedWrites.clear();
     this.lastUsedWrites.set(lookup.keyId, now);
-    this.options.db
-      .updateTable('api_keys')
-      .set({ last_used_at: new Date(now) })
-      .where('id', '=', lookup.keyId)
-      .execute()
-      .catch(() => this.lastUsedWrites.delete(lookup.keyId));
+    recordApiKeyUse(this.options.db, lookup.keyId, new Date(now)).catch(() =>
+      this.lastUsedWrites.delete(lookup.keyId),
+    );
   }
 }

@@ -13,6 +13,9 @@ export type Principal =
   | { kind: 'stream_token'; userId: number; teamId: number; scopes: readonly Scope[] }
   | { kind: 'internal'; scopes: readonly Scope[] };
 
+/** The only kind that may push sessions: a user's personal key. */
+export type ApiKeyPrincipal = Extract<Principal, { kind: 'api_key' }>;
+
 /** A rate-limit bucket per key or user; the gateways' internal calls are not limited. */
 export function rateLimitKey(principal: Principal): string | undefined {
   switch (principal.kind) {

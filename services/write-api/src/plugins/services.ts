@@ -5,21 +5,21 @@ import type { CredentialChecker } from '../auth/credentials.js';
 import type { RateLimiter } from '../auth/rate-limiter.js';
 import type { WriteApiConfig } from '../config.js';
 import type { WriteApiMetrics } from '../metrics.js';
-import type { SessionPublisher } from '../sessions/publisher.js';
-import type { UpsertBatcher } from '../sessions/upsert-batcher.js';
+import type { SessionCommitter } from '../sessions/commit.js';
+import type { SessionSerializer } from '../sessions/serializer.js';
 
 /** The long-lived parts every route uses, created once by app.ts and shared as decorators. */
 export interface WriteApiServices {
   config: WriteApiConfig;
   database: Database;
   bus: BusConnection;
-  publisher: SessionPublisher;
-  upserts: UpsertBatcher;
+  /** The write path: commit, then publish. */
+  commits: SessionCommitter;
+  /** The read path's DTO bytes, the same serializer the publisher uses. */
+  serialize: SessionSerializer;
   credentials: CredentialChecker;
   rateLimiter: RateLimiter;
   metrics: WriteApiMetrics;
-  /** Test seam: runs after a session commit and before its publish (the crash-after-commit test). */
-  afterCommit?: (() => void) | undefined;
 }
 
 declare module 'fastify' {

@@ -1,18 +1,19 @@
 import { type BusConnection, confirmPublished, publishSession } from '@wizard-stream/bus';
-import { type SessionRecord, serializeSession, sessionSubject } from '@wizard-stream/contracts';
+import { sessionSubject } from '@wizard-stream/contracts';
 import type { DatabaseSchema } from '@wizard-stream/db';
 import { spanTraceHeaders, tracer } from '@wizard-stream/telemetry';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { WriteApiMetrics } from '../metrics.js';
 import { markPublished, type StoredSession } from './queries.js';
+import type { SessionSerializer } from './serializer.js';
 
 export interface PublisherOptions {
   db: Kysely<DatabaseSchema>;
   bus: BusConnection;
   metrics: WriteApiMetrics;
   logger: FastifyBaseLogger;
-  staleAfterMs: number;
+  serialize: SessionSerializer;
   /**
    * How long publishes are collected before one NATS round trip confirms them all and one statement
    * moves their markers. Far below the relay's grace period, so the relay never republishes a version
@@ -39,13 +40,14 @@ export class SessionPublisher {
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 5000;
   }
 
-  /** Serializes once; returns the DTO bytes so that a response can reuse them. */
-  serialize(record: SessionRecord): string {
-    return serializeSession(record, { now: new Date(), staleAfterMs: this.options.staleAfterMs });
-  }
-
-  /** Publishes a committed version. Never throws: a failure leaves the version to the relay. */
-  publish({ id: rowId, record, committedAt }: StoredSession, payload: string = this.serialize(record)): void {
+  /**
+   * Publishes a committed version, as `payload` when the caller already serialized it (the upsert's
+   * response). Never throws: a failure leaves the version to the relay.
+   */
+  publish(
+    { id: rowId, record, committedAt }: StoredSession,
+    payload: string = this.options.serialize(record),
+  ): void {
     const { bus, metrics, logger } = this.options;
     const span = tracer('write-api').startSpan('wizard.publish', {
       attributes: {

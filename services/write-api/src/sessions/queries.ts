@@ -20,7 +20,7 @@ interface SessionRowWithCreator extends WizardSessionRow {
 }
 
 /** The DTO's fields of a stored row, with its creator as the caller knows it. */
-export function sessionRecord(row: WizardSessionRow, createdBy: SessionRecord['createdBy']): SessionRecord {
+function sessionRecord(row: WizardSessionRow, createdBy: SessionRecord['createdBy']): SessionRecord {
   return {
     teamId: row.team_id,
     sessionId: row.session_id,
@@ -40,17 +40,18 @@ export function sessionRecord(row: WizardSessionRow, createdBy: SessionRecord['c
   };
 }
 
-export function toStoredSession(row: SessionRowWithCreator): StoredSession {
-  return {
-    id: row.id,
-    committedAt: row.committed_at,
-    record: sessionRecord(
-      row,
-      row.created_by !== null && row.creator_email !== null
-        ? { id: row.created_by, first_name: row.creator_first_name ?? '', email: row.creator_email }
-        : null,
-    ),
-  };
+/** A committed row as every publish and read sees it: the upsert's, the relay's and the sweeper's alike. */
+export function storedSession(row: WizardSessionRow, createdBy: SessionRecord['createdBy']): StoredSession {
+  return { id: row.id, committedAt: row.committed_at, record: sessionRecord(row, createdBy) };
+}
+
+function toStoredSession(row: SessionRowWithCreator): StoredSession {
+  return storedSession(
+    row,
+    row.created_by !== null && row.creator_email !== null
+      ? { id: row.created_by, first_name: row.creator_first_name ?? '', email: row.creator_email }
+      : null,
+  );
 }
 
 function selectWithCreator(db: Db) {

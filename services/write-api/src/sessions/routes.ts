@@ -9,9 +9,8 @@ import {
   type UpsertSessionBody,
   upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
-import { inSpan } from '@wizard-stream/telemetry';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { findSession, latestSession, listSessions, sessionRecord } from './queries.js';
+import { findSession, latestSession, listSessions } from './queries.js';
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
   return reply.code(statusCode).type('application/json; charset=utf-8').send(json);
@@ -25,9 +24,9 @@ function pageUrl(request: FastifyRequest, offset: number, limit: number): string
   return `${request.protocol}://${request.host}${url.pathname}${url.search}`;
 }
 
-/** The session collection; registered once per URL alias (SPEC §5). */
+/** The session collection; registered once per URL alias (docs/api.md). */
 export async function sessionRoutes(app: FastifyInstance): Promise<void> {
-  const { publisher, metrics } = app.services;
+  const { commits, serialize, metrics } = app.services;
 
   app.post('/', async (request, reply) => {
     const { principal, projectId } = await request.authorize(SCOPES.write);
@@ -40,28 +39,7 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       metrics.upserts.inc({ result: 'invalid' });
       throw error;
     }
-    // The upsert is one statement (shared with concurrent pushes), so its span is the transaction.
-    const row = await inSpan(
-      'write-api',
-      'wizard.upsert_transaction',
-      () => app.services.upserts.upsert({ teamId: projectId, userId: principal.userId, body }),
-      { 'db.system': 'postgresql', 'wizard.session_id': body.session_id },
-    );
-    if (!row) {
-      metrics.upserts.inc({ result: 'forbidden' });
-      throw apiErrors.permissionDenied('This session was created by another user.');
-    }
-    const created = row.version === 1;
-    metrics.upserts.inc({ result: created ? 'created' : 'updated' });
-    // created_by never changes and the update only applies to the creator's own session.
-    const record = sessionRecord(row, {
-      id: principal.userId,
-      first_name: principal.firstName,
-      email: principal.email,
-    });
-    const payload = publisher.serialize(record);
-    app.services.afterCommit?.();
-    publisher.publish({ id: row.id, record, committedAt: row.committed_at }, payload);
+    const { created, payload } = await commits.commit({ teamId: projectId, body }, principal);
     return sendJson(reply, created ? 201 : 200, payload);
   });
 
@@ -86,7 +64,7 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       200,
       serializeSessionPage(
         page,
-        sessions.map(({ record }) => publisher.serialize(record)),
+        sessions.map(({ record }) => serialize(record)),
       ),
     );
   });
@@ -99,7 +77,7 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       skillId: query.skill_id,
     });
     if (!latest) return reply.code(204).send();
-    return sendJson(reply, 200, publisher.serialize(latest.record));
+    return sendJson(reply, 200, serialize(latest.record));
   });
 
   app.get('/stream', async (request) => {
@@ -113,7 +91,7 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
     if (!sessionId.success) throw apiErrors.notFound();
     const stored = await findSession(app.services.database.db, projectId, sessionId.data);
     if (!stored) throw apiErrors.notFound();
-    return sendJson(reply, 200, publisher.serialize(stored.record));
+    return sendJson(reply, 200, serialize(stored.record));
   });
 
   for (const url of ['/', '/:sessionId']) {

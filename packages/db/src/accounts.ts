@@ -14,7 +14,10 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-/** Small typed admin queries, shared by the admin CLI, the local stack's seeding and the tests. */
+/**
+ * Teams, users and their API keys: small typed queries shared by write-api's authentication, the admin
+ * CLI, the local stack's seeding and the tests.
+ */
 
 export async function createTeam(db: Kysely<DatabaseSchema>, name: string): Promise<number> {
   const { id } = await db.insertInto('teams').values({ name }).returning('id').executeTakeFirstOrThrow();
@@ -64,6 +67,50 @@ export async function createApiKey(
     .returning('id')
     .executeTakeFirstOrThrow();
   return { id, key };
+}
+
+/** A live (unrevoked) key, its user, and whether that user is a member of the team asked about. */
+export interface ApiKeyLookup {
+  keyId: number;
+  userId: number;
+  email: string;
+  firstName: string;
+  scopes: string[];
+  lastUsedAt: Date | null;
+  isMember: boolean;
+}
+
+/** The one lookup of a key by its hash, for a team: undefined when no live key has this hash. */
+export async function findApiKey(
+  db: Kysely<DatabaseSchema>,
+  keyHash: string,
+  teamId: number,
+): Promise<ApiKeyLookup | undefined> {
+  const row = await db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .leftJoin('team_members', (join) =>
+      join.onRef('team_members.user_id', '=', 'api_keys.user_id').on('team_members.team_id', '=', teamId),
+    )
+    .select([
+      'api_keys.id as keyId',
+      'api_keys.user_id as userId',
+      'api_keys.scopes',
+      'api_keys.last_used_at as lastUsedAt',
+      'users.email',
+      'users.first_name as firstName',
+      'team_members.team_id as memberTeamId',
+    ])
+    .where('api_keys.key_hash', '=', keyHash)
+    .where('api_keys.revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { memberTeamId, ...key } = row;
+  return { ...key, isMember: memberTeamId !== null };
+}
+
+export async function recordApiKeyUse(db: Kysely<DatabaseSchema>, keyId: number, at: Date): Promise<void> {
+  await db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', keyId).execute();
 }
 
 export async function revokeApiKey(db: Kysely<DatabaseSchema>, keyId: number): Promise<boolean> {

@@ -1,8 +1,8 @@
 import { apiErrors, SCOPES, STREAM_TOKEN_PATH } from '@wizard-stream/contracts';
 import type { FastifyInstance } from 'fastify';
-import { signStreamToken } from './auth/stream-tokens.js';
+import { signStreamToken } from './token.js';
 
-/** Mints the short-lived token a browser's EventSource passes as `?token=` (SPEC §5). */
+/** Mints the short-lived token a browser's EventSource passes as `?token=` (docs/api.md). */
 export async function streamTokenRoutes(app: FastifyInstance): Promise<void> {
   app.post(STREAM_TOKEN_PATH, async (request, reply) => {
     const { principal, projectId } = await request.authorize(SCOPES.read);

@@ -1,23 +1,29 @@
-import { ApiError, apiErrors } from '@wizard-stream/contracts';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { ApiError, apiErrors, MAX_BODY_BYTES } from '@wizard-stream/contracts';
+import type { FastifyError, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
-import { isDatabaseUnavailable } from '../db-errors.js';
 
-const DATABASE_RETRY_AFTER_SECONDS = 5;
+/** A service's own mapping of failures only it knows (an unreachable database), tried before the rest. */
+export type ErrorClassifier = (error: unknown) => ApiError | undefined;
+
+export interface ErrorsPluginOptions {
+  classify?: ErrorClassifier;
+}
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
   return reply.code(error.statusCode).headers(error.headers).type('application/json').send(error.body);
 }
 
-/** Maps every failure to the documented status and `{type, code, detail, attr}` body. */
-export function toApiError(error: FastifyError): ApiError {
+/**
+ * The one mapping of every failure to the documented status and `{type, code, detail, attr}` body: an
+ * ApiError as it is, Fastify's own 4xx with its code kept (lower-cased), anything else a 500.
+ */
+export function toApiError(error: FastifyError, classify?: ErrorClassifier): ApiError {
   if (error instanceof ApiError) return error;
-  if (isDatabaseUnavailable(error)) {
-    return apiErrors.unavailable('The database is unavailable; retry shortly.', DATABASE_RETRY_AFTER_SECONDS);
-  }
+  const classified = classify?.(error);
+  if (classified) return classified;
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return apiErrors.payloadTooLarge(1024 * 1024);
+      return apiErrors.payloadTooLarge(MAX_BODY_BYTES);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return apiErrors.unsupportedMediaType(String(error.message.split('"')[1] ?? ''));
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -39,11 +45,13 @@ export function toApiError(error: FastifyError): ApiError {
   return apiErrors.internal();
 }
 
-export const errorsPlugin = fp(
-  async (app: FastifyInstance) => {
+/** The error and not-found handlers of a service: every answer that is not a success has the API's error body. */
+export const errorsPlugin = fp<ErrorsPluginOptions>(
+  async (app, { classify }) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const apiError = toApiError(error);
-      if (apiError.statusCode >= 500) {
+      const apiError = toApiError(error, classify);
+      // An ApiError is an answer the service chose; anything else that ends in a 5xx is a fault to log.
+      if (apiError.statusCode >= 500 && !(error instanceof ApiError)) {
         request.log.error({ err: error }, 'request failed');
       }
       return sendApiError(reply, apiError);

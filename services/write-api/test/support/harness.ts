@@ -4,18 +4,14 @@ import {
   createUser,
   type Database,
   type DialectName,
+  type SeededMember,
   seedTeamWithMember,
 } from '@wizard-stream/db';
 import { createTestDatabase, NatsServer, type TestDatabase } from '@wizard-stream/testkit';
-import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '../src/index.js';
+import type { RunningWriteApi } from '../../src/index.js';
+import { sessionBody, startTestWriteApi } from './write-api.js';
 
-export const INTERNAL_TOKEN = 'internal-test-token-0123456789';
-
-export interface Member {
-  teamId: number;
-  userId: number;
-  apiKey: string;
-}
+export type Member = SeededMember;
 
 export interface Harness {
   database: TestDatabase;
@@ -60,7 +56,10 @@ async function addMember(
   return { teamId, userId, apiKey: key };
 }
 
-/** A write-api on a fresh database of the given dialect and its own nats-server, with two teams. */
+/**
+ * A write-api on a fresh database of the given dialect and its own nats-server, with two teams and a
+ * request helper: the harness of the API's parity tests.
+ */
 export async function startHarness(dialect: DialectName, env: Record<string, string> = {}): Promise<Harness> {
   const database = await createTestDatabase(dialect);
   const nats = await NatsServer.start();
@@ -79,16 +78,7 @@ export async function startHarness(dialect: DialectName, env: Record<string, str
     'wizard_session:write',
   ]);
   const reader = await addMember(database, alice.teamId, 'reader@example.com', ['wizard_session:read']);
-  const config = loadWriteApiConfig({
-    NATS_URL: nats.url,
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    INTERNAL_API_TOKEN: INTERNAL_TOKEN,
-    STREAM_TOKEN_SECRET: 'stream-token-secret-for-tests',
-    RATE_LIMIT_PER_MIN: '100000',
-    ...env,
-  });
-  const api = await startWriteApi(config, { database });
+  const api = await startTestWriteApi(database, nats.url, { RATE_LIMIT_PER_MIN: '100000', ...env });
   const request = async (
     method: string,
     path: string,
@@ -132,18 +122,10 @@ export async function startHarness(dialect: DialectName, env: Record<string, str
 let counter = 0;
 
 /** A valid upsert body, shaped like the wizard CLI's, with a unique session_id unless given. */
-export function sessionBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function uniqueSessionBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   counter += 1;
-  return {
-    session_id: `posthog-integration-nextjs-2026-11-25T10:00:${String(counter).padStart(2, '0')}Z-${counter}`,
-    workflow_id: 'posthog-integration',
-    skill_id: 'nextjs',
-    started_at: '2026-11-25T10:00:00Z',
-    run_phase: 'running',
-    tasks: [{ id: '0', title: 'Install the SDK', status: 'in_progress' }],
-    timestamp: new Date().toISOString(),
-    ...overrides,
-  };
+  return sessionBody(
+    `posthog-integration-nextjs-2026-11-25T10:00:${String(counter).padStart(2, '0')}Z-${counter}`,
+    { started_at: '2026-11-25T10:00:00Z', ...overrides },
+  );
 }
-
-export const sessionsPath = (teamId: number) => `/api/projects/${teamId}/wizard/sessions/`;

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Session } from '../src/index.js';
+import type { Session } from '../../src/index.js';
 
 export interface RecordedRequest {
   method: string;
