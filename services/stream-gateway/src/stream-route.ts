@@ -12,8 +12,8 @@ import {
 } from '@wizard-stream/contracts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { acceptsEventStream } from './accept.js';
-import { StreamConnection } from './connection.js';
-import { SnapshotUnavailableError, type StreamRoute } from './snapshot.js';
+import { SnapshotUnavailableError } from './snapshot.js';
+import type { StreamRoute } from './stream-subject.js';
 
 const PREAMBLE = Buffer.from(formatSseRetry(SSE_RETRY_MS));
 
@@ -89,13 +89,7 @@ async function handleStream(
     skillId: query.data.skill_id,
   };
   const lastEventId = request.headers['last-event-id'];
-  const now = Date.now();
-  const connection = new StreamConnection(
-    registry.stats,
-    registry.rotationDeadline(now),
-    typeof lastEventId === 'string' ? lastEventId : undefined,
-  );
-  registry.add(connection);
+  const connection = registry.connect(typeof lastEventId === 'string' ? lastEventId : undefined, Date.now());
   // Subscribed (and holding live updates) from here on, before the snapshot is read.
   const feed = hub.attach(route, connection);
   let released = false;
