@@ -27,7 +27,7 @@ const SSE_HEADERS = {
 };
 
 /** Clients told to come back spread their retries over 15–45 s instead of returning together. */
-export function jitteredRetryAfterSeconds(): number {
+function jitteredRetryAfterSeconds(): number {
   return 15 + Math.floor(Math.random() * 31);
 }
 
@@ -38,7 +38,7 @@ interface StreamRequest {
   Querystring: Record<string, unknown>;
 }
 
-/** `GET …/sessions/stream/` under both aliases, with and without the trailing slash (SPEC §7). */
+/** `GET …/sessions/stream/` under both aliases, with and without the trailing slash (docs/api.md#stream). */
 export async function streamRoutes(app: FastifyInstance): Promise<void> {
   for (const collection of SESSION_COLLECTION_PATHS) {
     for (const path of [`${collection}/stream/`, `${collection}/stream`]) {
