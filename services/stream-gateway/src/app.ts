@@ -43,7 +43,7 @@ export async function buildGateway(
   const metrics = new GatewayMetrics();
   const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });
   metrics.gauge('natsConnected', () => (bus.isConnected() ? 1 : 0));
-  const registry = new StreamRegistry(config, metrics);
+  const registry = new StreamRegistry(config, metrics.delivery, metrics);
   const hub = new SubscriptionHub(bus, metrics, app.log);
   const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);
   const state: GatewayState = { config, bus, hub, registry, snapshots, metrics, draining: false };

@@ -58,10 +58,6 @@ export class StreamConnection {
     this.resumedFrom = parseSessionEventId(lastEventId);
   }
 
-  get isOpen(): boolean {
-    return this.state === OPEN;
-  }
-
   get isClosed(): boolean {
     return this.state === CLOSED;
   }
@@ -71,7 +67,7 @@ export class StreamConnection {
   }
 
   /** The version last written for a session, if any. */
-  lastSentVersion(sessionId: string): number | undefined {
+  private lastSentVersion(sessionId: string): number | undefined {
     if (sessionId === this.firstSessionId) return this.firstVersion;
     return this.otherSessions?.get(sessionId);
   }

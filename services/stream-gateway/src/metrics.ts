@@ -14,6 +14,25 @@ export interface DeliveryEvents {
   onSlowClose(): void;
 }
 
+/** Every connection's delivery events, summed in plain fields; Prometheus reads them at scrape time. */
+export class DeliveryCounts implements DeliveryEvents {
+  delivered = 0;
+  conflated = 0;
+  slowClientCloses = 0;
+
+  onDelivered(): void {
+    this.delivered++;
+  }
+
+  onConflated(): void {
+    this.conflated++;
+  }
+
+  onSlowClose(): void {
+    this.slowClientCloses++;
+  }
+}
+
 /** What the NATS side reports per message: the frame is written, `committedAtMs` is its commit time. */
 export interface FanoutEvents {
   onFannedOut(committedAtMs: number): void;
@@ -57,11 +76,10 @@ export interface GaugeRegistry {
  * reports to. Per-connection events are summed in plain fields and handed to prom-client at scrape time,
  * so the fan-out never pays for label lookups.
  */
-export class GatewayMetrics implements DeliveryEvents, FanoutEvents, SnapshotEvents, GaugeRegistry {
+export class GatewayMetrics implements FanoutEvents, SnapshotEvents, GaugeRegistry {
   readonly registry: Registry = createMetricsRegistry('stream-gateway');
-  private delivered = 0;
-  private conflated = 0;
-  private slowClientCloses = 0;
+  /** The sink of the connections' events (handed to them by the registry). */
+  readonly delivery = new DeliveryCounts();
   private readonly commitToWriteSeconds: Histogram;
   private readonly snapshotCalls: Counter<'outcome' | 'purpose'>;
 
@@ -71,19 +89,19 @@ export class GatewayMetrics implements DeliveryEvents, FanoutEvents, SnapshotEve
       registers,
       'wizard_gateway_frames_delivered_total',
       'Session frames written to client sockets',
-      () => this.delivered,
+      () => this.delivery.delivered,
     );
     counterOf(
       registers,
       'wizard_gateway_frames_conflated_total',
       'Pending frames replaced by a newer version of the same session before they were written',
-      () => this.conflated,
+      () => this.delivery.conflated,
     );
     counterOf(
       registers,
       'wizard_gateway_slow_client_closes_total',
       'Connections closed because their socket did not drain within SLOW_CLIENT_MS',
-      () => this.slowClientCloses,
+      () => this.delivery.slowClientCloses,
     );
     this.commitToWriteSeconds = new Histogram({
       name: 'wizard_gateway_commit_to_write_seconds',
@@ -107,18 +125,6 @@ export class GatewayMetrics implements DeliveryEvents, FanoutEvents, SnapshotEve
         this.set(read());
       },
     });
-  }
-
-  onDelivered(): void {
-    this.delivered++;
-  }
-
-  onConflated(): void {
-    this.conflated++;
-  }
-
-  onSlowClose(): void {
-    this.slowClientCloses++;
   }
 
   onFannedOut(committedAtMs: number): void {

@@ -11,10 +11,11 @@ export class StreamRegistry {
 
   constructor(
     private readonly limits: ConnectionLimits & { streamMaxDurationMs: number },
-    private readonly events: DeliveryEvents & GaugeRegistry,
+    private readonly delivery: DeliveryEvents,
+    gauges: GaugeRegistry,
   ) {
-    events.gauge('openStreams', () => this.connections.size);
-    events.gauge('bufferedBytes', () => this.bufferedBytes());
+    gauges.gauge('openStreams', () => this.connections.size);
+    gauges.gauge('bufferedBytes', () => this.bufferedBytes());
     const tickMs = Math.max(
       10,
       Math.min(1000, Math.floor(Math.min(limits.heartbeatMs, limits.slowClientMs) / 4)),
@@ -29,7 +30,7 @@ export class StreamRegistry {
 
   /** A new connection, counted from now on, rotated at STREAM_MAX_DURATION_MS from `now`. */
   connect(lastEventId: string | undefined, now: number): StreamConnection {
-    const connection = new StreamConnection(this.events, this.rotationDeadline(now), lastEventId);
+    const connection = new StreamConnection(this.delivery, this.rotationDeadline(now), lastEventId);
     this.connections.add(connection);
     return connection;
   }

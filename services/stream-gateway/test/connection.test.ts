@@ -3,7 +3,7 @@ import { formatSessionFrame, SSE_END_FRAME, SSE_PING } from '@wizard-stream/cont
 import { describe, expect, it } from 'vitest';
 import { StreamConnection } from '../src/connection.js';
 import { type SessionFrame, sessionFrame } from '../src/frame.js';
-import { DeliveryCounts } from './support/delivery-counts.js';
+import { DeliveryCounts } from '../src/metrics.js';
 
 const PREAMBLE = Buffer.from('retry: 3000\n\n');
 const LIMITS = { heartbeatMs: 1000, slowClientMs: 5000 };

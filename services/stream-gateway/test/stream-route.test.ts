@@ -154,7 +154,7 @@ describe('stream route against running servers (postgres)', () => {
     }
   });
 
-  it('streams with the SPEC headers: retry first, then the snapshot, then live updates', async () => {
+  it('streams with the headers of docs/wire-format.md#sse: retry first, then the snapshot, then live updates', async () => {
     const version = await stack.upsert(teamOne(), {
       sessionId: 'headers-1',
       workflowId: 'wf-h',
