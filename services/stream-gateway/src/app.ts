@@ -4,12 +4,12 @@ import { errorsPlugin } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { StreamGatewayConfig } from './config.js';
-import { StreamRegistry } from './fanout.js';
 import { healthRoutes } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { resnapshotOnReconnect } from './resnapshot.js';
 import { SnapshotClient } from './snapshot.js';
 import type { GatewayState } from './state.js';
+import { StreamRegistry } from './stream-registry.js';
 import { streamRoutes } from './stream-route.js';
 import { SubscriptionHub } from './subscriptions.js';
 
@@ -40,17 +40,11 @@ export async function buildGateway(
     requestIdHeader: 'x-request-id',
   });
 
+  const metrics = new GatewayMetrics();
   const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });
-  const registry = new StreamRegistry(config);
-  let hub: SubscriptionHub | undefined;
-  const metrics = new GatewayMetrics(() => ({
-    openStreams: registry.size,
-    subscriptions: hub?.size ?? 0,
-    ...registry.stats,
-    bufferedBytes: () => registry.bufferedBytes(),
-    natsConnected: bus.isConnected(),
-  }));
-  hub = new SubscriptionHub(bus, metrics, app.log);
+  metrics.gauge('natsConnected', () => (bus.isConnected() ? 1 : 0));
+  const registry = new StreamRegistry(config, metrics.delivery, metrics);
+  const hub = new SubscriptionHub(bus, metrics, app.log);
   const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);
   const state: GatewayState = { config, bus, hub, registry, snapshots, metrics, draining: false };
   const stopResnapshots = resnapshotOnReconnect(bus, hub, snapshots, config.internalApiToken, app.log);

@@ -1,5 +1,6 @@
 import { parseSessionEventId, SSE_END_FRAME, SSE_PING } from '@wizard-stream/contracts';
 import type { SessionFrame } from './frame.js';
+import type { DeliveryEvents } from './metrics.js';
 
 const PING_BYTES = Buffer.from(SSE_PING);
 const END_BYTES = Buffer.from(SSE_END_FRAME);
@@ -12,13 +13,6 @@ export interface SseSink {
   on(event: 'drain' | 'close', listener: () => void): unknown;
   readonly socket?: { end(): unknown } | null;
   readonly writableLength?: number;
-}
-
-/** Counters shared by every connection of a process; summed here, exported by metrics at scrape time. */
-export interface DeliveryStats {
-  delivered: number;
-  conflated: number;
-  slowClientCloses: number;
 }
 
 export interface ConnectionLimits {
@@ -56,16 +50,12 @@ export class StreamConnection {
   private resumedFrom: { version: number; sessionId: string } | undefined;
 
   constructor(
-    private readonly stats: DeliveryStats,
+    private readonly events: DeliveryEvents,
     /** When the stream is rotated with `event: end` (max duration with jitter, or the drain). */
     public deadline: number,
     lastEventId: string | undefined,
   ) {
     this.resumedFrom = parseSessionEventId(lastEventId);
-  }
-
-  get isOpen(): boolean {
-    return this.state === OPEN;
   }
 
   get isClosed(): boolean {
@@ -77,7 +67,7 @@ export class StreamConnection {
   }
 
   /** The version last written for a session, if any. */
-  lastSentVersion(sessionId: string): number | undefined {
+  private lastSentVersion(sessionId: string): number | undefined {
     if (sessionId === this.firstSessionId) return this.firstVersion;
     return this.otherSessions?.get(sessionId);
   }
@@ -144,7 +134,7 @@ export class StreamConnection {
     if (!this.sink) return;
     // Also after end(): a client that does not read would otherwise hold its ended socket open for ever.
     if (this.blockedSince !== 0 && now - this.blockedSince >= limits.slowClientMs) {
-      this.stats.slowClientCloses++;
+      this.events.onSlowClose();
       this.destroy();
       return;
     }
@@ -189,7 +179,7 @@ export class StreamConnection {
     const held = this.pending.get(frame.sessionId);
     if (held !== undefined) {
       if (held.version >= frame.version) return;
-      this.stats.conflated++;
+      this.events.onConflated();
     }
     this.pending.set(frame.sessionId, frame);
   }
@@ -197,7 +187,7 @@ export class StreamConnection {
   private write(frame: SessionFrame, now: number): void {
     this.setLastSent(frame.sessionId, frame.version);
     this.lastWriteAt = now;
-    this.stats.delivered++;
+    this.events.onDelivered();
     if (!(this.sink as SseSink).write(frame.bytes)) this.blockedSince = now;
   }
 

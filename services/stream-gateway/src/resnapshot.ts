@@ -1,6 +1,7 @@
-import { type BusConnection, confirmPublished, type ReconnectInfo } from '@wizard-stream/bus';
+import type { BusConnection, ReconnectInfo } from '@wizard-stream/bus';
+import type { SubjectFeed } from './fanout.js';
 import type { SnapshotClient } from './snapshot.js';
-import type { SubjectFeed, SubscriptionHub } from './subscriptions.js';
+import { confirmSubscriptions, type SubscriptionHub } from './subscriptions.js';
 
 const CONCURRENT_CALLS = 16;
 const ATTEMPTS = 5;
@@ -20,8 +21,8 @@ interface ResnapshotLogger {
 
 /**
  * After a NATS reconnect every active subscription re-reads, with the gateway's own credential, the
- * sessions of its route that changed while the connection was down, and offers them to its connections;
- * the per-connection version check drops what they already have.
+ * sessions of its route that changed while the connection was down, and offers them to its feed; the
+ * per-connection version check drops what they already have.
  */
 export function resnapshotOnReconnect(
   bus: BusConnection,
@@ -52,8 +53,8 @@ async function resnapshotAll(
   logger: ResnapshotLogger,
 ): Promise<void> {
   // The client re-sent its SUBs on reconnect; a snapshot read after the server has them misses nothing.
-  await confirmPublished(bus, 5000).catch(() => {});
-  const feeds = [...hub.all()];
+  await confirmSubscriptions(bus, 5000).catch(() => {});
+  const feeds = [...hub.feeds()];
   logger.info({ subscriptions: feeds.length }, 're-snapshotting after nats reconnect');
   let next = 0;
   const worker = async () => {
@@ -74,9 +75,7 @@ async function resnapshotFeed(
 ): Promise<void> {
   for (let attempt = 1; attempt <= ATTEMPTS && feed.connections.size > 0; attempt++) {
     try {
-      const frames = await snapshots.recent(token, feed.route, since, RECENT_SESSIONS);
-      const now = Date.now();
-      for (const frame of frames) for (const connection of feed.connections) connection.offer(frame, now);
+      feed.offer(await snapshots.recent(token, feed.route, since, RECENT_SESSIONS));
       return;
     } catch (error) {
       logger.warn({ subject: feed.subject, attempt, error: (error as Error).message }, 're-snapshot failed');

@@ -1,14 +1,7 @@
 import { latestSessionUrl, listSessionsUrl } from '@wizard-stream/contracts';
 import { type SessionFrame, sessionFrame } from './frame.js';
-import type { GatewayMetrics } from './metrics.js';
-
-export interface StreamRoute {
-  teamId: number;
-  workflowId: string;
-  skillId: string | undefined;
-}
-
-export type SnapshotPurpose = 'connect' | 'resnapshot';
+import type { SnapshotEvents, SnapshotPurpose } from './metrics.js';
+import type { StreamRoute } from './stream-subject.js';
 
 export type SnapshotResult =
   | { kind: 'session'; frame: SessionFrame }
@@ -32,7 +25,8 @@ interface FlightSlot {
 }
 
 /**
- * The write-api client for `…/latest/`. Identical requests (same credential and route) share a call, but
+ * The write-api client for snapshots: `…/latest/` for a connect (fetch), the session list after a NATS
+ * outage (recent). Identical connects (same credential and route) share a call, but
  * only a call that starts after the request joined it: a call already in flight may have read the
  * database before the joiner subscribed, so joiners queue for the next call, issued when the running
  * one settles. A connect storm therefore costs at most two calls in flight per key, and no update is lost.
@@ -43,7 +37,7 @@ export class SnapshotClient {
   constructor(
     private readonly writeApiUrl: string,
     private readonly timeoutMs: number,
-    private readonly metrics: GatewayMetrics,
+    private readonly events: SnapshotEvents,
   ) {}
 
   /** The route's latest session for a connecting client, with that client's credential. */
@@ -64,11 +58,6 @@ export class SnapshotClient {
       slot.queued = { promise, resolve };
     }
     return slot.queued.promise;
-  }
-
-  /** Calls in flight or queued, for tests and diagnostics. */
-  get activeKeys(): number {
-    return this.slots.size;
   }
 
   private start(
@@ -96,20 +85,20 @@ export class SnapshotClient {
     const url = latestSessionUrl(this.writeApiUrl, route.teamId, route.workflowId, route.skillId);
     const { response, body } = await this.get(url, credential, 'connect');
     if (response.status === 204) {
-      this.count('empty', 'connect');
+      this.events.onSnapshotCall('empty', 'connect');
       return { kind: 'empty' };
     }
     if (response.status === 200) {
       const frame = frameFromDto(body);
       if (!frame) {
-        this.count('unavailable', 'connect');
+        this.events.onSnapshotCall('unavailable', 'connect');
         throw new SnapshotUnavailableError(url, 'the response is not a session DTO');
       }
-      this.count('ok', 'connect');
+      this.events.onSnapshotCall('ok', 'connect');
       return { kind: 'session', frame };
     }
     if (response.status >= 400 && response.status < 500) {
-      this.count('refused', 'connect');
+      this.events.onSnapshotCall('refused', 'connect');
       return {
         kind: 'refused',
         status: response.status,
@@ -118,7 +107,7 @@ export class SnapshotClient {
         retryAfter: response.headers.get('retry-after') ?? undefined,
       };
     }
-    this.count('unavailable', 'connect');
+    this.events.onSnapshotCall('unavailable', 'connect');
     throw new SnapshotUnavailableError(url, `status ${response.status}`);
   }
 
@@ -141,15 +130,18 @@ export class SnapshotClient {
     });
     const { response, body } = await this.get(url, credential, 'resnapshot');
     if (response.status !== 200) {
-      this.count(response.status >= 400 && response.status < 500 ? 'refused' : 'unavailable', 'resnapshot');
+      this.events.onSnapshotCall(
+        response.status >= 400 && response.status < 500 ? 'refused' : 'unavailable',
+        'resnapshot',
+      );
       throw new SnapshotUnavailableError(url, `status ${response.status}`);
     }
     const results = (JSON.parse(body) as { results?: unknown }).results;
     if (!Array.isArray(results)) {
-      this.count('unavailable', 'resnapshot');
+      this.events.onSnapshotCall('unavailable', 'resnapshot');
       throw new SnapshotUnavailableError(url, 'the response is not a session list');
     }
-    this.count(results.length === 0 ? 'empty' : 'ok', 'resnapshot');
+    this.events.onSnapshotCall(results.length === 0 ? 'empty' : 'ok', 'resnapshot');
     const frames: SessionFrame[] = [];
     results.forEach((dto: { updated_at?: unknown }, index) => {
       const updatedAt = typeof dto.updated_at === 'string' ? Date.parse(dto.updated_at) : Number.NaN;
@@ -175,13 +167,9 @@ export class SnapshotClient {
       });
       return { response, body: await response.text() };
     } catch (error) {
-      this.count('unavailable', purpose);
+      this.events.onSnapshotCall('unavailable', purpose);
       throw new SnapshotUnavailableError(url, (error as Error).message);
     }
-  }
-
-  private count(outcome: 'ok' | 'empty' | 'refused' | 'unavailable', purpose: SnapshotPurpose): void {
-    this.metrics.snapshotCalls.inc({ outcome, purpose });
   }
 }
 

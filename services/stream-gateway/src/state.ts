@@ -1,8 +1,8 @@
 import type { BusConnection } from '@wizard-stream/bus';
 import type { StreamGatewayConfig } from './config.js';
-import type { StreamRegistry } from './fanout.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SnapshotClient } from './snapshot.js';
+import type { StreamRegistry } from './stream-registry.js';
 import type { SubscriptionHub } from './subscriptions.js';
 
 /** What the routes share, decorated on the Fastify instance as `gateway`. */

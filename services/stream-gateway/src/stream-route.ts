@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import {
   apiErrorFromZod,
   apiErrors,
@@ -12,8 +12,9 @@ import {
 } from '@wizard-stream/contracts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { acceptsEventStream } from './accept.js';
-import { StreamConnection } from './connection.js';
-import { SnapshotUnavailableError, type StreamRoute } from './snapshot.js';
+import { releaseFastifyResponse } from './hijacked-response.js';
+import { SnapshotUnavailableError } from './snapshot.js';
+import type { StreamRoute } from './stream-subject.js';
 
 const PREAMBLE = Buffer.from(formatSseRetry(SSE_RETRY_MS));
 
@@ -26,7 +27,7 @@ const SSE_HEADERS = {
 };
 
 /** Clients told to come back spread their retries over 15–45 s instead of returning together. */
-export function jitteredRetryAfterSeconds(): number {
+function jitteredRetryAfterSeconds(): number {
   return 15 + Math.floor(Math.random() * 31);
 }
 
@@ -37,7 +38,7 @@ interface StreamRequest {
   Querystring: Record<string, unknown>;
 }
 
-/** `GET …/sessions/stream/` under both aliases, with and without the trailing slash (SPEC §7). */
+/** `GET …/sessions/stream/` under both aliases, with and without the trailing slash (docs/api.md#stream). */
 export async function streamRoutes(app: FastifyInstance): Promise<void> {
   for (const collection of SESSION_COLLECTION_PATHS) {
     for (const path of [`${collection}/stream/`, `${collection}/stream`]) {
@@ -89,13 +90,7 @@ async function handleStream(
     skillId: query.data.skill_id,
   };
   const lastEventId = request.headers['last-event-id'];
-  const now = Date.now();
-  const connection = new StreamConnection(
-    registry.stats,
-    registry.rotationDeadline(now),
-    typeof lastEventId === 'string' ? lastEventId : undefined,
-  );
-  registry.add(connection);
+  const connection = registry.connect(typeof lastEventId === 'string' ? lastEventId : undefined, Date.now());
   // Subscribed (and holding live updates) from here on, before the snapshot is read.
   const feed = hub.attach(route, connection);
   let released = false;
@@ -138,7 +133,7 @@ async function handleStream(
 
   // 6. Streaming: written by hand on the raw response (headers set by hooks, e.g. CORS, are kept).
   reply.hijack();
-  releaseFastifyRequest(response);
+  releaseFastifyResponse(response);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(reply.getHeaders()))
     if (value !== undefined) headers[name] = value;
@@ -157,26 +152,3 @@ async function handleStream(
   connection.open(socket, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
   return reply;
 }
-
-/**
- * Once a stream is hijacked its lifecycle is ours, but Fastify's response listener (its onResponse
- * phase and "request completed" log line) would hold the Request, the Reply and a child logger for the
- * stream's whole life: about a kilobyte times every open stream. The gateway registers no onResponse
- * hook, so the listener is dropped; a stream's end shows in the open-streams gauge instead of a log line.
- */
-function releaseFastifyRequest(response: ServerResponse): void {
-  for (const event of ['finish', 'error'] as const) {
-    for (const listener of response.listeners(event)) {
-      if ((listener as { name?: string }).name === FASTIFY_RESPONSE_LISTENER) {
-        response.removeListener(event, listener as (...args: unknown[]) => void);
-      }
-    }
-  }
-  if (response.listenerCount('error') === 0) response.on('error', ignoreResponseError);
-}
-
-/** The name of the listener fastify/lib/reply.js attaches to every response for its onResponse phase. */
-const FASTIFY_RESPONSE_LISTENER = 'onResFinished';
-
-/** A failed write on a stream surfaces as its socket's 'close', which releases the stream. */
-function ignoreResponseError(): void {}

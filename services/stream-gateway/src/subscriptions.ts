@@ -4,12 +4,12 @@ import {
   type SessionMessage,
   subscribeSessions,
 } from '@wizard-stream/bus';
-import { streamSubject } from '@wizard-stream/contracts';
 import { contextFromTraceHeaders, tracer } from '@wizard-stream/telemetry';
 import type { StreamConnection } from './connection.js';
+import { SubjectFeed } from './fanout.js';
 import { sessionFrame } from './frame.js';
-import type { GatewayMetrics } from './metrics.js';
-import type { StreamRoute } from './snapshot.js';
+import type { FanoutEvents, GaugeRegistry } from './metrics.js';
+import { routeSubject, type StreamRoute } from './stream-subject.js';
 
 type Subscription = Awaited<ReturnType<typeof subscribeSessions>>;
 
@@ -23,53 +23,40 @@ interface HubLogger {
   warn(object: object, message: string): void;
 }
 
-/** The connections of one subject and the one NATS subscription they share. */
-export class SubjectFeed {
-  readonly connections = new Set<StreamConnection>();
+interface Subscribed {
+  feed: SubjectFeed;
   subscription: Subscription | undefined;
-  /** Resolves once the server has the subscription, so a snapshot taken after it misses nothing. */
-  ready: Promise<void> = Promise.resolve();
-
-  constructor(
-    readonly subject: string,
-    readonly route: StreamRoute,
-    private readonly metrics: GatewayMetrics,
-  ) {}
-
-  /** The NATS callback: builds the frame once and offers the same bytes to every connection; never blocks. */
-  deliver(message: SessionMessage): void {
-    const span = fanoutTracer.startSpan(
-      'wizard.fanout',
-      { attributes: { 'messaging.destination.name': message.subject, 'wizard.version': message.version } },
-      contextFromTraceHeaders(message.traceparent, message.tracestate),
-    );
-    const frame = sessionFrame(message.version, message.sessionId, utf8.decode(message.payload));
-    const now = Date.now();
-    for (const connection of this.connections) connection.offer(frame, now);
-    span.setAttribute('wizard.connections', this.connections.size);
-    span.end();
-    if (message.committedAtMs !== undefined) {
-      this.metrics.commitToWriteSeconds.observe(Math.max(0, Date.now() - message.committedAtMs) / 1000);
-    }
-  }
 }
 
-/** One NATS subscription per distinct subject per process, reference counted by its connections. */
+/**
+ * Resolves once the server has processed every SUB sent before the call: a PING/PONG round trip (the
+ * server handles a connection's commands in order). The bus names that round trip for publishes.
+ */
+export function confirmSubscriptions(bus: BusConnection, timeoutMs: number): Promise<void> {
+  return confirmPublished(bus, timeoutMs);
+}
+
+/**
+ * One NATS subscription per distinct subject per process, reference counted by its connections; each
+ * message becomes one frame offered to the subject's feed.
+ */
 export class SubscriptionHub {
-  private readonly feeds = new Map<string, SubjectFeed>();
+  private readonly subjects = new Map<string, Subscribed>();
 
   constructor(
     private readonly bus: BusConnection,
-    private readonly metrics: GatewayMetrics,
+    private readonly events: FanoutEvents & GaugeRegistry,
     private readonly logger: HubLogger,
-  ) {}
-
-  get size(): number {
-    return this.feeds.size;
+  ) {
+    events.gauge('subscriptions', () => this.subjects.size);
   }
 
-  all(): IterableIterator<SubjectFeed> {
-    return this.feeds.values();
+  get size(): number {
+    return this.subjects.size;
+  }
+
+  *feeds(): IterableIterator<SubjectFeed> {
+    for (const { feed } of this.subjects.values()) yield feed;
   }
 
   /**
@@ -77,48 +64,62 @@ export class SubscriptionHub {
    * connection receives (holds) every message the subscription gets; await feed.ready before snapshotting.
    */
   attach(route: StreamRoute, connection: StreamConnection): SubjectFeed {
-    const subject = streamSubject(route.teamId, route.workflowId, route.skillId);
-    let feed = this.feeds.get(subject);
-    if (!feed) {
-      feed = new SubjectFeed(subject, route, this.metrics);
-      this.feeds.set(subject, feed);
-      feed.ready = this.subscribe(feed);
+    const subject = routeSubject(route);
+    let subscribed = this.subjects.get(subject);
+    if (!subscribed) {
+      subscribed = { feed: new SubjectFeed(subject, route), subscription: undefined };
+      this.subjects.set(subject, subscribed);
+      subscribed.feed.ready = this.subscribe(subscribed);
     }
-    feed.connections.add(connection);
-    return feed;
+    subscribed.feed.connections.add(connection);
+    return subscribed.feed;
   }
 
   detach(feed: SubjectFeed, connection: StreamConnection): void {
     feed.connections.delete(connection);
-    if (feed.connections.size > 0 || this.feeds.get(feed.subject) !== feed) return;
-    this.feeds.delete(feed.subject);
-    feed.subscription?.unsubscribe();
-    feed.subscription = undefined;
+    const subscribed = this.subjects.get(feed.subject);
+    if (feed.connections.size > 0 || subscribed?.feed !== feed) return;
+    this.subjects.delete(feed.subject);
+    subscribed.subscription?.unsubscribe();
+    subscribed.subscription = undefined;
   }
 
-  private async subscribe(feed: SubjectFeed): Promise<void> {
+  /** The NATS callback: builds the frame once and offers it to the feed; never blocks. */
+  private deliver(feed: SubjectFeed, message: SessionMessage): void {
+    const span = fanoutTracer.startSpan(
+      'wizard.fanout',
+      { attributes: { 'messaging.destination.name': message.subject, 'wizard.version': message.version } },
+      contextFromTraceHeaders(message.traceparent, message.tracestate),
+    );
+    feed.offer([sessionFrame(message.version, message.sessionId, utf8.decode(message.payload))]);
+    span.setAttribute('wizard.connections', feed.connections.size);
+    span.end();
+    if (message.committedAtMs !== undefined) this.events.onFannedOut(message.committedAtMs);
+  }
+
+  private async subscribe(subscribed: Subscribed): Promise<void> {
+    const { feed } = subscribed;
     let subscription: Subscription;
     try {
       subscription = await subscribeSessions(
         this.bus,
         feed.subject,
-        (message) => feed.deliver(message),
+        (message) => this.deliver(feed, message),
         (subject) => this.logger.warn({ subject }, 'nats message without session headers ignored'),
       );
     } catch (error) {
       // A failed feed must not stay in the map, or every later stream on its subject would inherit the failure.
-      if (this.feeds.get(feed.subject) === feed) this.feeds.delete(feed.subject);
+      if (this.subjects.get(feed.subject) === subscribed) this.subjects.delete(feed.subject);
       throw error;
     }
-    if (this.feeds.get(feed.subject) !== feed) {
+    if (this.subjects.get(feed.subject) !== subscribed) {
       subscription.unsubscribe();
       return;
     }
-    feed.subscription = subscription;
+    subscribed.subscription = subscription;
     // While disconnected the SUB waits in the client's buffer; the reconnect re-snapshot covers that case.
     if (!this.bus.isConnected()) return;
-    // A PING/PONG round trip: once it returns, the server has processed the SUB sent before it.
-    await confirmPublished(this.bus, SUBSCRIBE_CONFIRM_TIMEOUT_MS).catch((error: Error) =>
+    await confirmSubscriptions(this.bus, SUBSCRIBE_CONFIRM_TIMEOUT_MS).catch((error: Error) =>
       this.logger.warn({ subject: feed.subject, error: error.message }, 'subscription not confirmed in time'),
     );
   }

@@ -1,8 +1,9 @@
 import { Writable } from 'node:stream';
 import { formatSessionFrame, SSE_END_FRAME, SSE_PING } from '@wizard-stream/contracts';
 import { describe, expect, it } from 'vitest';
-import { type DeliveryStats, StreamConnection } from '../src/connection.js';
+import { StreamConnection } from '../src/connection.js';
 import { type SessionFrame, sessionFrame } from '../src/frame.js';
+import { DeliveryCounts } from '../src/metrics.js';
 
 const PREAMBLE = Buffer.from('retry: 3000\n\n');
 const LIMITS = { heartbeatMs: 1000, slowClientMs: 5000 };
@@ -40,7 +41,7 @@ const frame = (sessionId: string, version: number, size = 8): SessionFrame =>
   sessionFrame(version, sessionId, `{"v":${version},"pad":"${'x'.repeat(size)}"}`);
 
 function setup(lastEventId?: string) {
-  const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+  const stats = new DeliveryCounts();
   const connection = new StreamConnection(stats, 1_000_000, lastEventId);
   const sink = new TestSink();
   return { stats, connection, sink };
@@ -160,7 +161,7 @@ describe('StreamConnection', () => {
   });
 
   it('still closes a connection that was ended (rotation or drain) while blocked, after slowClientMs', () => {
-    const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+    const stats = new DeliveryCounts();
     const connection = new StreamConnection(stats, 2000, undefined);
     const sink = new TestSink();
     connection.open(sink, PREAMBLE, undefined, 0);
@@ -192,7 +193,7 @@ describe('StreamConnection', () => {
   });
 
   it('ends with `event: end` at its deadline and writes nothing after', () => {
-    const stats: DeliveryStats = { delivered: 0, conflated: 0, slowClientCloses: 0 };
+    const stats = new DeliveryCounts();
     const connection = new StreamConnection(stats, 500, undefined);
     const sink = new TestSink();
     connection.open(sink, PREAMBLE, undefined, 0);

@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { type ServiceProcess, spawnService, until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAndRead, openStream, type SseStream } from './helpers/sse-client.js';
-import { TestStack } from './helpers/stack.js';
+import { openAndRead, openStream, type SseStream } from './support/sse-client.js';
+import { TestStack } from './support/stack.js';
 
 const GATEWAY_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const DRAIN_MS = 3000;

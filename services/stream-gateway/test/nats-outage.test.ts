@@ -4,8 +4,8 @@ import { createTestDatabase, freePort, NatsServer, type TestDatabase, until } fr
 import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '@wizard-stream/write-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadStreamGatewayConfig, type RunningStreamGateway, startStreamGateway } from '../src/index.js';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { INTERNAL_API_TOKEN, TestStack } from './helpers/stack.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { INTERNAL_API_TOKEN, TestStack } from './support/stack.js';
 
 async function resnapshotCalls(gateway: RunningStreamGateway): Promise<number> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();

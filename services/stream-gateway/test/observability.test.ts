@@ -3,8 +3,8 @@ import { startTestTelemetry, type TestTelemetry } from '@wizard-stream/telemetry
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { TestStack } from './helpers/stack.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { TestStack } from './support/stack.js';
 
 /** The sum of every sample of a metric family in a Prometheus text page (0 when it has none). */
 function metricSum(page: string, name: string): number {

@@ -2,9 +2,9 @@ import { latestSessionUrl } from '@wizard-stream/contracts';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
-import { HoldingProxy } from './helpers/hold-proxy.js';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { INTERNAL_API_TOKEN, TestStack } from './helpers/stack.js';
+import { HoldingProxy } from './support/hold-proxy.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { INTERNAL_API_TOKEN, TestStack } from './support/stack.js';
 
 function expectStrictlyIncreasingPerSession(stream: SseStream): void {
   const last = new Map<string, number>();

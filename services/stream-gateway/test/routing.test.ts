@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { TestStack } from './helpers/stack.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { TestStack } from './support/stack.js';
 
 /** Subject routing and team isolation, on the embedded PGlite dialect. */
 describe('routing and isolation (pglite)', () => {

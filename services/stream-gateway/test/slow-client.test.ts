@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { type ServiceProcess, spawnService, until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { syntheticSession, TestStack } from './helpers/stack.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { syntheticSession, TestStack } from './support/stack.js';
 
 const GATEWAY_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const SLOW_CLIENT_MS = 4000;

@@ -3,8 +3,8 @@ import { streamTokensUrl } from '@wizard-stream/contracts';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
-import { openAndRead, openStream, type SseStream } from './helpers/sse-client.js';
-import { TestStack } from './helpers/stack.js';
+import { openAndRead, openStream, type SseStream } from './support/sse-client.js';
+import { TestStack } from './support/stack.js';
 
 const ERROR_BODY_KEYS = ['attr', 'code', 'detail', 'type'];
 
@@ -154,7 +154,7 @@ describe('stream route against running servers (postgres)', () => {
     }
   });
 
-  it('streams with the SPEC headers: retry first, then the snapshot, then live updates', async () => {
+  it('streams with the headers of docs/wire-format.md#sse: retry first, then the snapshot, then live updates', async () => {
     const version = await stack.upsert(teamOne(), {
       sessionId: 'headers-1',
       workflowId: 'wf-h',

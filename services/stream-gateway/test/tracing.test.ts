@@ -2,8 +2,8 @@ import { startTestTelemetry, type TestTelemetry } from '@wizard-stream/telemetry
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
-import { openStream, type SseStream } from './helpers/sse-client.js';
-import { syntheticSession, TestStack } from './helpers/stack.js';
+import { openStream, type SseStream } from './support/sse-client.js';
+import { syntheticSession, TestStack } from './support/stack.js';
 
 describe('fan-out tracing', () => {
   let telemetry: TestTelemetry;

@@ -123,7 +123,7 @@ export class TestStack {
     return (JSON.parse(text) as { version: number }).version;
   }
 
-  /** Publishes a session straight on NATS with the SPEC §6 headers (for volume: no database round trip). */
+  /** Publishes a session straight on NATS with the headers of docs/wire-format.md#nats (for volume: no database round trip). */
   async publishRaw(
     teamId: number,
     workflowId: string,
