@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadStreamGatewayConfig } from '../src/config.js';
 
 describe('loadStreamGatewayConfig', () => {
-  it('applies the SPEC defaults', () => {
+  it('applies the documented defaults (docs/configuration.md)', () => {
     expect(loadStreamGatewayConfig({})).toMatchObject({
       port: 8001,
       writeApiUrl: 'http://127.0.0.1:8000',
