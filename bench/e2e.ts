@@ -1,9 +1,15 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { streamUrl } from '@wizard-stream/contracts';
 import { addTeamMember, createApiKey, createUser } from '@wizard-stream/db';
 import { type Cli, CliFleet } from './cli-fleet.js';
 import { type CollectedReport, receiptKey } from './gateway-client.js';
-import { ClientPool, connectWave, sourceAddresses, type WaveResult } from './load-pool.js';
+import {
+  ClientPool,
+  connectWave,
+  SOURCE_ADDRESSES_PER_PROCESS,
+  sourceAddresses,
+  type WaveResult,
+} from './load-pool.js';
+import { loadAverage, type Machine, machine } from './machine.js';
 import { cpuTicks, sleep, sumOver, TICKS_PER_SECOND } from './proc-stats.js';
 import { startStack } from './stack.js';
 import { histogramPercentiles, mergeHistogram, round } from './stats.js';
@@ -27,7 +33,7 @@ export interface E2eOptions {
 export interface E2eResult {
   kind: 'e2e';
   date: string;
-  machine: { cores: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: Machine;
   options: E2eOptions;
   connect: WaveResult;
   pushes: number;
@@ -51,7 +57,7 @@ export interface E2eResult {
 const WORKFLOW = 'bench-e2e';
 
 export async function benchEndToEnd(options: E2eOptions): Promise<E2eResult> {
-  const loadAverageAtStart = loadavg().map((value) => round(value, 2));
+  const loadAverageAtStart = loadAverage();
   const stack = await startStack({
     gateways: 2,
     email: 'bench-e2e@example.com',
@@ -92,7 +98,7 @@ export async function benchEndToEnd(options: E2eOptions): Promise<E2eResult> {
         pathHeaders: clis.map((cli) => ({ authorization: `Bearer ${cli.apiKey}` })),
         firstIndex: index * perProcess,
         count: Math.max(0, Math.min(perProcess, streams - index * perProcess)),
-        localAddresses: sourceAddresses(index, 8),
+        localAddresses: sourceAddresses(index, SOURCE_ADDRESSES_PER_PROCESS),
         concurrency: 128,
         timeoutMs: 60_000,
       }),
@@ -133,12 +139,7 @@ export async function benchEndToEnd(options: E2eOptions): Promise<E2eResult> {
     return {
       kind: 'e2e',
       date: new Date().toISOString(),
-      machine: {
-        cores: availableParallelism(),
-        node: process.version,
-        loadAverageAtStart,
-        loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-      },
+      machine: machine(loadAverageAtStart),
       options,
       connect,
       pushes: pushed.pushes.length,

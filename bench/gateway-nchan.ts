@@ -1,12 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitForPort } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, runFanout } from './gateway-load.js';
+import { postJson } from './http-post.js';
 import { childPids } from './proc-stats.js';
 
 /**
@@ -24,30 +25,8 @@ async function nginxVersion(): Promise<string> {
   return stderr.trim().replace(/^nginx version: /, '');
 }
 
-function post(agent: Agent, port: number, body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/pub',
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (response) => {
-        response.resume();
-        response.once('end', () =>
-          response.statusCode !== undefined && response.statusCode < 300
-            ? resolve()
-            : reject(new Error(`nchan publish answered ${response.statusCode}`)),
-        );
-      },
-    );
-    req.once('error', reject);
-    req.end(body);
-  });
-}
+const post = (agent: Agent, port: number, body: string) =>
+  postJson(agent, port, '/pub', body, 'nchan publish');
 
 export async function benchNchan(
   options: FanoutOptions,

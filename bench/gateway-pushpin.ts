@@ -1,13 +1,14 @@
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitForPort } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, runFanout } from './gateway-load.js';
+import { postJson } from './http-post.js';
 import { childPids, sleep } from './proc-stats.js';
 
 /**
@@ -59,28 +60,7 @@ function publish(agent: Agent, content: string): Promise<void> {
   const body = JSON.stringify({
     items: [{ channel: CHANNEL, formats: { 'http-stream': { content } } }],
   });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: PUBLISH_PORT,
-        path: '/publish/',
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (response) => {
-        response.resume();
-        response.once('end', () =>
-          response.statusCode !== undefined && response.statusCode < 300
-            ? resolve()
-            : reject(new Error(`pushpin publish answered ${response.statusCode}`)),
-        );
-      },
-    );
-    req.once('error', reject);
-    req.end(body);
-  });
+  return postJson(agent, PUBLISH_PORT, '/publish/', body, 'pushpin publish');
 }
 
 async function readDefaults(): Promise<Record<string, string>> {

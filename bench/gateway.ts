@@ -1,4 +1,3 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { BusConnection, publishSession } from '@wizard-stream/bus';
 import { sessionSubject, streamUrl } from '@wizard-stream/contracts';
 import type { ServiceProcess } from '@wizard-stream/testkit';
@@ -6,6 +5,7 @@ import { type FanoutOptions, type FanoutResult, type FanoutTarget, runFanout } f
 import { benchNchan } from './gateway-nchan.js';
 import { benchPushpin, type PushpinRun } from './gateway-pushpin.js';
 import type { WaveResult } from './load-pool.js';
+import { loadAverage, type Machine, machine } from './machine.js';
 import { metricSum, scrape } from './proc-stats.js';
 import { probePhase } from './process-probe.js';
 import { sessionBody, upsert, withVersion } from './sessions.js';
@@ -34,7 +34,7 @@ export interface EndToEndResult {
 export interface GatewayBenchResult {
   kind: 'gateway-fanout';
   date: string;
-  machine: { cores: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: Machine;
   options: GatewayBenchOptions;
   gateway: FanoutResult & { endToEnd: EndToEndResult };
   nchan: (FanoutResult & { workerProcesses: number; nginxVersion: string }) | { error: string };
@@ -187,19 +187,14 @@ async function peer<T>(name: string, run: () => Promise<T>): Promise<T | { error
 }
 
 export async function benchFanout(options: GatewayBenchOptions): Promise<GatewayBenchResult> {
-  const loadAverageAtStart = loadavg().map((value) => round(value, 2));
+  const loadAverageAtStart = loadAverage();
   const { result: gateway, dto } = await benchGateway(options);
   const nchan = await peer('nchan', () => benchNchan(options, (version) => withVersion(dto, version)));
   const pushpin = await peer('pushpin', () => benchPushpin(options, (version) => withVersion(dto, version)));
   return {
     kind: 'gateway-fanout',
     date: new Date().toISOString(),
-    machine: {
-      cores: availableParallelism(),
-      node: process.version,
-      loadAverageAtStart,
-      loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-    },
+    machine: machine(loadAverageAtStart),
     options,
     gateway,
     nchan,

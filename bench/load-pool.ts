@@ -74,7 +74,15 @@ export class ClientPool {
   }
 }
 
-/** Load client p binds to 127.0.(10+p).1 … 127.0.(10+p).n (every 127.x address is loopback on Linux). */
+/**
+ * Load client p binds to 127.0.(10+p).1 … 127.0.(10+p).n (every 127.x address is loopback on Linux).
+ * With one address per process, connects of a third wave of 10,000 (20,000 of the earlier waves' ports in
+ * TIME_WAIT on 4 addresses) took ≥ 900 ms a thousand times over, up to 6 s, with no SYN retransmit or
+ * listen overflow: the client's port allocation, not the server. 8 addresses per process still showed a
+ * few such connects with 20,000 sockets in TIME_WAIT; 32 keeps a wave's share far below that.
+ */
+export const SOURCE_ADDRESSES_PER_PROCESS = 32;
+
 export const sourceAddresses = (process: number, perProcess: number) =>
   Array.from({ length: perProcess }, (_, index) => `127.0.${10 + process}.${1 + index}`);
 

@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { benchEndToEnd, type E2eResult, e2eMarkdown } from './e2e.js';
 import { benchFanout, type GatewayBenchResult, gatewayMarkdown } from './gateway.js';
+import { SOURCE_ADDRESSES_PER_PROCESS } from './load-pool.js';
 import { benchStorm, type StormResult, stormMarkdown } from './storm.js';
 import { benchWriteApi, type UpsertBenchResult, upsertMarkdown } from './write-api.js';
 
@@ -48,7 +49,7 @@ if (selected('gateway')) {
           connectConcurrency: 256,
           waves: 3,
           waveGapMs: 1000,
-          sourceAddressesPerProcess: 8,
+          sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 2,
         }
       : {
@@ -61,7 +62,7 @@ if (selected('gateway')) {
           connectConcurrency: 512,
           waves: 3,
           waveGapMs: 2000,
-          sourceAddressesPerProcess: 8,
+          sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 3,
         },
   );

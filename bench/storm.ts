@@ -1,7 +1,13 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { streamUrl } from '@wizard-stream/contracts';
 import type { StormReport } from './gateway-client.js';
-import { ClientPool, connectWave, sourceAddresses, type WaveResult } from './load-pool.js';
+import {
+  ClientPool,
+  connectWave,
+  SOURCE_ADDRESSES_PER_PROCESS,
+  sourceAddresses,
+  type WaveResult,
+} from './load-pool.js';
+import { loadAverage, type Machine, machine } from './machine.js';
 import { metricSum, scrape, sleep } from './proc-stats.js';
 import { dtoVersion, sessionBody, upsert } from './sessions.js';
 import { startStack } from './stack.js';
@@ -28,7 +34,7 @@ export interface StormOptions {
 export interface StormResult {
   kind: 'storm';
   date: string;
-  machine: { cores: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: Machine;
   options: StormOptions;
   connect: WaveResult;
   /** From SIGTERM to the drained gateway's exit. */
@@ -60,7 +66,7 @@ const latestReads = (metrics: string) =>
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 
 export async function benchStorm(options: StormOptions): Promise<StormResult> {
-  const loadAverageAtStart = loadavg().map((value) => round(value, 2));
+  const loadAverageAtStart = loadAverage();
   const stack = await startStack({
     gateways: 2,
     email: 'bench-storm@example.com',
@@ -97,7 +103,7 @@ export async function benchStorm(options: StormOptions): Promise<StormResult> {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${member.apiKey}` },
         firstIndex: index * perProcess,
         count: Math.max(0, Math.min(perProcess, options.streams - index * perProcess)),
-        localAddresses: sourceAddresses(index, 8),
+        localAddresses: sourceAddresses(index, SOURCE_ADDRESSES_PER_PROCESS),
         concurrency: 128,
         timeoutMs: 60_000,
         reconnect: { endDelayMs: 250, baseDelayMs: 500, maxDelayMs: 30_000 },
@@ -182,12 +188,7 @@ export async function benchStorm(options: StormOptions): Promise<StormResult> {
     return {
       kind: 'storm',
       date: new Date().toISOString(),
-      machine: {
-        cores: availableParallelism(),
-        node: process.version,
-        loadAverageAtStart,
-        loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-      },
+      machine: machine(loadAverageAtStart),
       options,
       connect,
       drainSeconds: round(((drainedAt || Date.now()) - sigtermAt) / 1000, 2),
