@@ -1,12 +1,17 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { type ClientCommand, type ClientReport, FANOUT_VERSION_BASE } from './gateway-client.js';
-import { round } from './stats.js';
+import { type CollectedReport, FANOUT_VERSION_BASE } from './gateway-client.js';
+import { ClientPool, connectWave, sourceAddresses, type WaveResult } from './load-pool.js';
+import { cpuTicks, sleep, sumOver, TICKS_PER_SECOND, vmRssKiB } from './proc-stats.js';
+import { histogramPercentiles, round } from './stats.js';
 
 /**
- * The fan-out load driver shared by the gateway and nchan runs: the same client processes, the same
- * connect phase, the same idle-memory reading and the same rising publish rates, so the two columns of
+ * The fan-out load driver shared by the gateway, nchan and Pushpin runs: the same client processes, the
+ * same connect waves, the same idle-memory reading and the same rising publish rates, so the columns of
  * the result compare like with like. The target only says where to connect and how to publish.
+ *
+ * Waves: the clients connect (wave 1), idle memory is read, the first rate runs; then every stream is
+ * closed and the clients connect again into the same server process (wave 2) for the next rate, and so
+ * on. A later wave meets whatever the earlier ones left behind: in the server (caches, heap, timers) and
+ * in the kernel (the clients' TIME_WAIT ports), which is why each wave reports the kernel's counters.
  */
 
 export interface FanoutTarget {
@@ -22,6 +27,10 @@ export interface FanoutTarget {
   publish(version: number, sentAt: number): void | Promise<void>;
   /** Lets the server return what it can before memory is read (a forced GC where one exists). */
   settle?(): Promise<void>;
+  /** Server-side counters (e.g. snapshot calls) whose change over each connect wave is reported. */
+  serverCounters?(): Promise<Record<string, number>>;
+  /** Ends a phase of the server's own probe and returns what it saw (see bench/process-probe.ts). */
+  probe?(): Promise<unknown>;
 }
 
 export interface FanoutOptions {
@@ -35,9 +44,17 @@ export interface FanoutOptions {
   /** Quiet time before memory is read. */
   quietMs: number;
   connectConcurrency: number;
+  /** Connect waves into the same server process; rate i runs in wave min(i, waves - 1). */
+  waves: number;
+  /** Quiet time between closing one wave's streams and opening the next. */
+  waveGapMs: number;
+  /** Loopback source addresses per client process (1 reproduces a client that binds one address). */
+  sourceAddressesPerProcess: number;
 }
 
 export interface RateResult {
+  /** The connect wave whose streams received this step. */
+  wave: number;
   updatesPerSecond: number;
   /** Updates actually published per second: below updatesPerSecond when the publisher fell behind. */
   achievedUpdatesPerSecond: number;
@@ -58,92 +75,11 @@ export interface RateResult {
 export interface FanoutResult {
   target: string;
   clients: number;
+  /** The first wave, as earlier results reported it. */
   connect: { opened: number; failed: number; seconds: number; perSecond: number; errors: string[] };
+  waves: WaveResult[];
   memory: { idleKiB: number; withClientsKiB: number; perConnectionKiB: number };
   rates: RateResult[];
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function vmRssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = status.match(/^VmRSS:\s+(\d+) kB/m);
-  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(match[1]);
-}
-
-/** utime + stime of a process in clock ticks (100 per second on Linux). */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-const sumOver = async (pids: number[], read: (pid: number) => Promise<number>) =>
-  (await Promise.all(pids.map(read))).reduce((total, value) => total + value, 0);
-
-class ClientPool {
-  private readonly waiting = new Map<ChildProcess, (report: ClientReport) => void>();
-
-  private constructor(readonly workers: ChildProcess[]) {
-    for (const worker of workers) {
-      worker.on('message', (report: ClientReport) => {
-        const resolve = this.waiting.get(worker);
-        this.waiting.delete(worker);
-        resolve?.(report);
-      });
-    }
-  }
-
-  static start(count: number): ClientPool {
-    const entry = new URL('./gateway-client.ts', import.meta.url).pathname;
-    return new ClientPool(
-      Array.from({ length: count }, () =>
-        fork(entry, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
-      ),
-    );
-  }
-
-  /** Sends one command to each worker and resolves with each worker's answer. */
-  ask<T extends ClientReport>(command: (index: number) => ClientCommand): Promise<T[]> {
-    return Promise.all(
-      this.workers.map(
-        (worker, index) =>
-          new Promise<T>((resolve, reject) => {
-            const exited = (code: number | null) =>
-              reject(new Error(`load client ${index} exited with ${code}`));
-            worker.once('exit', exited);
-            this.waiting.set(worker, (report: ClientReport) => {
-              worker.off('exit', exited);
-              resolve(report as T);
-            });
-            worker.send(command(index));
-          }),
-      ),
-    );
-  }
-
-  tell(command: ClientCommand): void {
-    for (const worker of this.workers) worker.send(command);
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(
-      this.workers.map(
-        (worker) =>
-          new Promise<void>((resolve) => {
-            if (worker.exitCode !== null || worker.signalCode !== null) return resolve();
-            const timer = setTimeout(() => worker.kill('SIGKILL'), 5000);
-            worker.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            if (worker.connected) worker.send({ type: 'close' } satisfies ClientCommand);
-            else worker.kill('SIGKILL');
-          }),
-      ),
-    );
-  }
 }
 
 async function readMemory(target: FanoutTarget, quietMs: number): Promise<number> {
@@ -153,7 +89,7 @@ async function readMemory(target: FanoutTarget, quietMs: number): Promise<number
   return sumOver(target.pids(), vmRssKiB);
 }
 
-type Collected = Extract<ClientReport, { type: 'collected' }>;
+type Collected = CollectedReport;
 
 /** Publishes at one rate for stepMs, waits for the deliveries (bounded), and summarises their latency. */
 async function runRate(
@@ -163,6 +99,7 @@ async function runRate(
   rate: number,
   stepMs: number,
   firstVersion: number,
+  wave: number,
 ): Promise<{ result: RateResult; nextVersion: number }> {
   pool.tell({ type: 'reset' });
   const sentAt: [number, number][] = [];
@@ -205,6 +142,7 @@ async function runRate(
   }
   const activeMs = Math.max(stepMs, lastReceivedAt - startedAt);
   const result: RateResult = {
+    wave,
     updatesPerSecond: rate,
     achievedUpdatesPerSecond: total > 1 ? round(((total - 1) * 1000) / publishingMs, 1) : rate,
     offeredDeliveriesPerSecond: rate * clients,
@@ -212,31 +150,10 @@ async function runRate(
     expected,
     received,
     deliveriesPerSecond: round(received / (activeMs / 1000), 0),
-    ...latencyPercentiles(histogram),
-    serverCpuPercent: round(((ticksAfter - ticksBefore) / 100 / (elapsedMs / 1000)) * 100, 0),
+    ...histogramPercentiles(histogram),
+    serverCpuPercent: round(((ticksAfter - ticksBefore) / TICKS_PER_SECOND / (elapsedMs / 1000)) * 100, 0),
   };
   return { result, nextVersion: firstVersion + total };
-}
-
-function latencyPercentiles(histogram: Map<number, number>) {
-  const entries = [...histogram].sort((a, b) => a[0] - b[0]);
-  const total = entries.reduce((sum, [, count]) => sum + count, 0);
-  const at = (p: number) => {
-    if (total === 0) return Number.NaN;
-    const rank = Math.ceil((p / 100) * total);
-    let seen = 0;
-    for (const [latency, count] of entries) {
-      seen += count;
-      if (seen >= rank) return latency;
-    }
-    return entries[entries.length - 1]?.[0] ?? Number.NaN;
-  };
-  return {
-    p50Ms: at(50),
-    p99Ms: at(99),
-    p999Ms: at(99.9),
-    maxMs: entries[entries.length - 1]?.[0] ?? Number.NaN,
-  };
 }
 
 export interface FanoutSession {
@@ -247,64 +164,90 @@ export interface FanoutSession {
 }
 
 /**
- * Connects the clients, reads idle memory, runs every rate, and leaves the clients connected so the
- * caller can check end-to-end deliveries; close() disconnects them.
+ * Runs the connect waves and the rates, and leaves the last wave connected so the caller can check
+ * end-to-end deliveries; close() disconnects them.
  */
 export async function runFanout(target: FanoutTarget, options: FanoutOptions): Promise<FanoutSession> {
   const pool = ClientPool.start(options.clientProcesses);
   try {
     const idleKiB = await readMemory(target, options.quietMs);
     const perProcess = Math.ceil(options.clients / options.clientProcesses);
-    console.log(`${target.name}: opening ${options.clients} streams`);
-    const connected = await pool.ask<Extract<ClientReport, { type: 'connected' }>>((index) => ({
-      type: 'connect',
-      host: target.host,
-      port: target.port,
-      path: target.path,
-      headers: target.headers,
-      count: Math.min(perProcess, options.clients - index * perProcess),
-      localAddress: `127.0.0.${10 + index}`,
-      concurrency: Math.ceil(options.connectConcurrency / options.clientProcesses),
-      timeoutMs: 60_000,
-    }));
-    const opened = connected.reduce((sum, report) => sum + report.opened, 0);
-    const failed = connected.reduce((sum, report) => sum + report.failed, 0);
-    const seconds =
-      (Math.max(...connected.map((report) => report.doneAt)) -
-        Math.min(...connected.map((report) => report.startedAt))) /
-      1000;
-    const connect = {
-      opened,
-      failed,
-      seconds: round(seconds, 2),
-      perSecond: round(opened / seconds, 0),
-      errors: connected.flatMap((report) => report.errors).slice(0, 5),
-    };
-    console.log(`${target.name}: ${JSON.stringify(connect)}`);
-    const withClientsKiB = await readMemory(target, options.quietMs);
-    const memory = {
-      idleKiB,
-      withClientsKiB,
-      perConnectionKiB: round((withClientsKiB - idleKiB) / Math.max(1, opened), 2),
-    };
-    console.log(`${target.name}: memory ${JSON.stringify(memory)}`);
-
+    const waveCount = Math.max(1, options.waves);
+    const waves: WaveResult[] = [];
     const rates: RateResult[] = [];
+    let memory: FanoutResult['memory'] | undefined;
     let version = FANOUT_VERSION_BASE + 1;
-    if (options.warmupMs > 0) {
-      const warmup = await runRate(target, pool, opened, options.rates[0] ?? 1, options.warmupMs, version);
-      version = warmup.nextVersion;
-      console.log(`${target.name}: warm-up ${JSON.stringify(warmup.result)}`);
-    }
-    for (const rate of options.rates) {
-      const step = await runRate(target, pool, opened, rate, options.stepMs, version);
-      version = step.nextVersion;
-      console.log(`${target.name}: ${JSON.stringify(step.result)}`);
-      rates.push(step.result);
+    for (let wave = 1; wave <= waveCount; wave++) {
+      if (wave > 1) {
+        await pool.ask(() => ({ type: 'disconnect' }));
+        await sleep(options.waveGapMs);
+      }
+      console.log(`${target.name}: wave ${wave}: opening ${options.clients} streams`);
+      const result = await connectWave(pool, {
+        wave,
+        serverCounters: target.serverCounters?.bind(target),
+        serverProbe: target.probe?.bind(target),
+        command: (index) => ({
+          type: 'connect',
+          targets: [{ host: target.host, port: target.port }],
+          paths: [target.path],
+          headers: target.headers,
+          firstIndex: index * perProcess,
+          count: Math.max(0, Math.min(perProcess, options.clients - index * perProcess)),
+          localAddresses: sourceAddresses(index, options.sourceAddressesPerProcess),
+          concurrency: Math.ceil(options.connectConcurrency / options.clientProcesses),
+          timeoutMs: 60_000,
+        }),
+      });
+      console.log(`${target.name}: ${JSON.stringify(result)}`);
+      waves.push(result);
+      if (wave === 1) {
+        const withClientsKiB = await readMemory(target, options.quietMs);
+        memory = {
+          idleKiB,
+          withClientsKiB,
+          perConnectionKiB: round((withClientsKiB - idleKiB) / Math.max(1, result.opened), 2),
+        };
+        console.log(`${target.name}: memory ${JSON.stringify(memory)}`);
+        if (options.warmupMs > 0) {
+          const warmup = await runRate(
+            target,
+            pool,
+            result.opened,
+            options.rates[0] ?? 1,
+            options.warmupMs,
+            version,
+            wave,
+          );
+          version = warmup.nextVersion;
+          console.log(`${target.name}: warm-up ${JSON.stringify(warmup.result)}`);
+        }
+      }
+      const waveRates = options.rates.filter((_, index) => Math.min(index, waveCount - 1) === wave - 1);
+      for (const rate of waveRates) {
+        const step = await runRate(target, pool, result.opened, rate, options.stepMs, version, wave);
+        version = step.nextVersion;
+        console.log(`${target.name}: ${JSON.stringify(step.result)}`);
+        rates.push(step.result);
+      }
     }
     pool.tell({ type: 'reset' });
+    const first = waves[0] as WaveResult;
     return {
-      result: { target: target.name, clients: options.clients, connect, memory, rates },
+      result: {
+        target: target.name,
+        clients: options.clients,
+        connect: {
+          opened: first.opened,
+          failed: first.failed,
+          seconds: first.seconds,
+          perSecond: first.perSecond,
+          errors: first.errors,
+        },
+        waves,
+        memory: memory as FanoutResult['memory'],
+        rates,
+      },
       endToEnd: async () => {
         const reports = await pool.ask<Collected>(() => ({ type: 'collect', sentAt: [] }));
         const merged = new Map<number, { count: number; latestAt: number }>();

@@ -1,15 +1,17 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitForPort } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, runFanout } from './gateway-load.js';
+import { postJson } from './http-post.js';
+import { childPids } from './proc-stats.js';
 
 /**
- * The comparison: nginx with the nchan module (C, event loop), one worker process, serving the same
+ * The first peer: nginx with the nchan module (C, event loop), one worker process, serving the same
  * clients over EventSource, with messages POSTed to its publisher location at the same rates. The
  * message body is the same session DTO, so the clients read the version (and the latency) the same way.
  */
@@ -23,42 +25,8 @@ async function nginxVersion(): Promise<string> {
   return stderr.trim().replace(/^nginx version: /, '');
 }
 
-/** Processes whose parent is pid, from /proc (nginx's workers are the master's children). */
-async function childPids(pid: number): Promise<number[]> {
-  const children: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (parent === pid) children.push(Number(entry));
-  }
-  return children;
-}
-
-function post(agent: Agent, port: number, body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/pub',
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (response) => {
-        response.resume();
-        response.once('end', () =>
-          response.statusCode !== undefined && response.statusCode < 300
-            ? resolve()
-            : reject(new Error(`nchan publish answered ${response.statusCode}`)),
-        );
-      },
-    );
-    req.once('error', reject);
-    req.end(body);
-  });
-}
+const post = (agent: Agent, port: number, body: string) =>
+  postJson(agent, port, '/pub', body, 'nchan publish');
 
 export async function benchNchan(
   options: FanoutOptions,

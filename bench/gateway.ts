@@ -1,17 +1,23 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { BusConnection, publishSession } from '@wizard-stream/bus';
-import { sessionSubject, sessionsUrl, streamUrl } from '@wizard-stream/contracts';
-import { seedTeamWithMember } from '@wizard-stream/db';
-import { createTestDatabase, NatsServer, type ServiceProcess, spawnService } from '@wizard-stream/testkit';
+import { sessionSubject, streamUrl } from '@wizard-stream/contracts';
+import type { ServiceProcess } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, type FanoutTarget, runFanout } from './gateway-load.js';
 import { benchNchan } from './gateway-nchan.js';
+import { benchPushpin, type PushpinRun } from './gateway-pushpin.js';
+import type { WaveResult } from './load-pool.js';
+import { loadAverage, type Machine, machine } from './machine.js';
+import { metricSum, scrape } from './proc-stats.js';
+import { probePhase } from './process-probe.js';
+import { sessionBody, upsert, withVersion } from './sessions.js';
+import { startStack } from './stack.js';
 import { round } from './stats.js';
 
 /**
- * The fan-out benchmark (issue 3): one stream-gateway process, fed by its own nats-server and a real
- * write-api on a PostgreSQL bench database, against N raw SSE clients on one workflow; then nginx + nchan
- * with the same clients and rates. Updates are published straight on NATS (docs/wire-format.md#nats headers,
- * Wizard-Committed-At = send time) for controlled rates; a few upserts through write-api check the whole path.
+ * The fan-out benchmark (issues 3 and 12): one stream-gateway process, fed by its own nats-server and a
+ * real write-api on a PostgreSQL bench database, against N raw SSE clients on one workflow; then
+ * nginx + nchan and Pushpin with the same clients, waves and rates, one after the other in the same run.
+ * Updates are published straight on NATS (docs/wire-format.md#nats headers, Wizard-Committed-At = send time) for
+ * controlled rates; a few upserts through write-api check the whole path.
  */
 
 export interface GatewayBenchOptions extends FanoutOptions {
@@ -28,50 +34,14 @@ export interface EndToEndResult {
 export interface GatewayBenchResult {
   kind: 'gateway-fanout';
   date: string;
-  machine: { cores: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: Machine;
   options: GatewayBenchOptions;
   gateway: FanoutResult & { endToEnd: EndToEndResult };
   nchan: (FanoutResult & { workerProcesses: number; nginxVersion: string }) | { error: string };
+  pushpin?: PushpinRun | { error: string };
 }
 
 const WORKFLOW = 'bench-fanout';
-const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
-
-/** A session body as the wizard CLI pushes it. */
-function sessionBody(sessionId: string, skillId: string, step: number): string {
-  return JSON.stringify({
-    session_id: sessionId,
-    workflow_id: WORKFLOW,
-    skill_id: skillId,
-    started_at: new Date(Date.UTC(2026, 10, 25, 10, 0, step)).toISOString(),
-    run_phase: 'running',
-    tasks: [
-      { id: '0', title: 'Install the SDK', status: 'completed' },
-      { id: '1', title: `Instrument events (step ${step})`, status: 'in_progress' },
-      { id: '2', title: 'Verify ingestion', status: 'pending' },
-    ],
-  });
-}
-
-async function upsert(writeApiUrl: string, teamId: number, apiKey: string, body: string): Promise<string> {
-  const response = await fetch(sessionsUrl(writeApiUrl, teamId), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body,
-  });
-  const text = await response.text();
-  if (response.status !== 200 && response.status !== 201) {
-    throw new Error(`upsert answered ${response.status}: ${text}`);
-  }
-  return text;
-}
-
-/** The DTO bytes with another version: `version` is the DTO's last field (docs/wire-format.md#the-session-dto). */
-function withVersion(dto: string, version: number): string {
-  const at = dto.lastIndexOf('"version":');
-  if (at === -1 || !dto.endsWith('}')) throw new Error(`not a session DTO: ${dto.slice(0, 200)}`);
-  return `${dto.slice(0, at)}"version":${version}}`;
-}
 
 async function endToEnd(
   session: Awaited<ReturnType<typeof runFanout>>,
@@ -85,7 +55,7 @@ async function endToEnd(
   for (let step = 1; step <= upserts; step++) {
     const sentAt = Date.now();
     const dto = JSON.parse(
-      await upsert(writeApiUrl, teamId, apiKey, sessionBody('bench-e2e', 'e2e', step)),
+      await upsert(writeApiUrl, teamId, apiKey, sessionBody('bench-e2e', WORKFLOW, 'e2e', step)),
     ) as {
       version: number;
     };
@@ -115,38 +85,22 @@ async function endToEnd(
 async function benchGateway(
   options: GatewayBenchOptions,
 ): Promise<{ result: GatewayBenchResult['gateway']; dto: string }> {
-  // A fresh database for the run, dropped at its end.
-  const database = await createTestDatabase('postgres');
-  const databaseUrl = database.url as string;
-  const member = await seedTeamWithMember(database.db, {
-    teamName: 'bench',
+  const stack = await startStack({
+    gateways: 1,
     email: 'bench-gateway@example.com',
-  });
-
-  const nats = await NatsServer.start();
-  const started: ServiceProcess[] = [];
-  const bus = new BusConnection({ url: nats.url, name: 'bench-publisher' });
-  try {
-    const writeApi = await spawnService('services/write-api/src/main.ts', {
-      DATABASE_URL: databaseUrl,
-      NATS_URL: nats.url,
-      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
-      RATE_LIMIT_PER_MIN: '1000000000',
-      LOG_LEVEL: 'warn',
-    });
-    started.push(writeApi);
-    const gateway = await spawnService('bench/gateway-entry.ts', {
-      NATS_URL: nats.url,
-      WRITE_API_URL: writeApi.url,
-      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+    writeApiEnv: { RATE_LIMIT_PER_MIN: '1000000000' },
+    gatewayEnv: {
       MAX_STREAMS: String(options.clients * 2),
-      LOG_LEVEL: 'warn',
-      NODE_OPTIONS: '--expose-gc',
       ...(process.env.BENCH_HEAP_SNAPSHOT_DIR && {
         BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR,
       }),
-    });
-    started.push(gateway);
+      ...(process.env.BENCH_CPU_PROFILE_DIR && { BENCH_CPU_PROFILE_DIR: process.env.BENCH_CPU_PROFILE_DIR }),
+    },
+  });
+  const { member, writeApi } = stack;
+  const gateway = stack.gateways[0] as ServiceProcess;
+  const bus = new BusConnection({ url: stack.nats.url, name: 'bench-publisher' });
+  try {
     await bus.ready();
 
     // The session every client receives as its snapshot; live versions are published above it.
@@ -154,7 +108,7 @@ async function benchGateway(
       writeApi.url,
       member.teamId,
       member.apiKey,
-      sessionBody('bench-fanout', 'load', 0),
+      sessionBody('bench-fanout', WORKFLOW, 'load', 0),
     );
     const subject = sessionSubject(member.teamId, WORKFLOW, 'load');
     const url = new URL(streamUrl(gateway.url, member.teamId, WORKFLOW));
@@ -165,6 +119,23 @@ async function benchGateway(
       path: `${url.pathname}${url.search}`,
       headers: { accept: 'text/event-stream', authorization: `Bearer ${member.apiKey}` },
       pids: () => [gateway.pid],
+      // Per wave: the gateway's snapshot calls and the /latest/ reads write-api served for them.
+      serverCounters: async () => {
+        const [gatewayMetrics, writeApiMetrics] = await Promise.all([
+          scrape(`${gateway.url}/metrics`),
+          scrape(`${writeApi.url}/metrics`),
+        ]);
+        return {
+          gatewaySnapshotCalls: metricSum(gatewayMetrics, 'wizard_gateway_snapshot_calls_total', {
+            purpose: 'connect',
+          }),
+          writeApiLatestReads: writeApiMetrics
+            .split('\n')
+            .filter((line) => line.startsWith('wizard_http_requests_total{') && line.includes('latest'))
+            .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0),
+        };
+      },
+      probe: () => probePhase(gateway),
       publish: (version, sentAt) =>
         publishSession(bus, {
           subject,
@@ -202,73 +173,146 @@ async function benchGateway(
     }
   } finally {
     await bus.close();
-    for (const service of started.reverse()) await service.kill('SIGKILL');
-    await nats.stop();
-    await database.dispose();
+    await stack.close();
+  }
+}
+
+async function peer<T>(name: string, run: () => Promise<T>): Promise<T | { error: string }> {
+  try {
+    return await run();
+  } catch (error) {
+    console.error(`${name} run failed: ${(error as Error).message}`);
+    return { error: (error as Error).message };
   }
 }
 
 export async function benchFanout(options: GatewayBenchOptions): Promise<GatewayBenchResult> {
-  const loadAverageAtStart = loadavg().map((value) => round(value, 2));
+  const loadAverageAtStart = loadAverage();
   const { result: gateway, dto } = await benchGateway(options);
-  let nchan: GatewayBenchResult['nchan'];
-  try {
-    nchan = await benchNchan(options, (version) => withVersion(dto, version));
-  } catch (error) {
-    console.error(`nchan run failed: ${(error as Error).message}`);
-    nchan = { error: (error as Error).message };
-  }
+  const nchan = await peer('nchan', () => benchNchan(options, (version) => withVersion(dto, version)));
+  const pushpin = await peer('pushpin', () => benchPushpin(options, (version) => withVersion(dto, version)));
   return {
     kind: 'gateway-fanout',
     date: new Date().toISOString(),
-    machine: {
-      cores: availableParallelism(),
-      node: process.version,
-      loadAverageAtStart,
-      loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-    },
+    machine: machine(loadAverageAtStart),
     options,
     gateway,
     nchan,
+    pushpin,
   };
 }
 
-type NchanRun = Exclude<GatewayBenchResult['nchan'], { error: string }>;
-
-function cell(value: number | undefined, unit = ''): string {
-  return value === undefined || Number.isNaN(value) ? '–' : `${value}${unit}`;
+interface Column {
+  name: string;
+  run: FanoutResult | undefined;
+  error?: string;
 }
 
-/** The docs table: the gateway and nchan side by side, one row per rate, then connects and memory. */
-export function gatewayMarkdown(result: GatewayBenchResult): string {
-  const nchan: NchanRun | undefined = 'error' in result.nchan ? undefined : result.nchan;
-  const { gateway } = result;
-  const rows = gateway.rates.map((rate, index) => {
-    const other = nchan?.rates[index];
-    return (
-      `| ${rate.updatesPerSecond} (${rate.achievedUpdatesPerSecond} / ${cell(other?.achievedUpdatesPerSecond)}) | ${rate.offeredDeliveriesPerSecond} ` +
-      `| ${rate.deliveriesPerSecond} | ${rate.p50Ms} | ${rate.p99Ms} | ${rate.p999Ms} | ${rate.serverCpuPercent} % ` +
-      `| ${cell(other?.deliveriesPerSecond)} | ${cell(other?.p50Ms)} | ${cell(other?.p99Ms)} | ${cell(other?.p999Ms)} | ${cell(other?.serverCpuPercent, ' %')} |`
-    );
-  });
-  const e2e = gateway.endToEnd;
+function columns(result: GatewayBenchResult): Column[] {
+  const of = (name: string, run: FanoutResult | { error: string } | undefined): Column =>
+    run === undefined
+      ? { name, run: undefined, error: 'not run' }
+      : 'error' in run
+        ? { name, run: undefined, error: run.error }
+        : { name, run };
   return [
-    '| updates/s (published: gateway / nchan) | offered deliveries/s | gateway deliveries/s | p50 ms | p99 ms | p999 ms | gateway CPU | nchan deliveries/s | p50 ms | p99 ms | p999 ms | nchan CPU |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows,
+    { name: 'stream-gateway', run: result.gateway },
+    of('nginx + nchan', result.nchan),
+    of('Pushpin', result.pushpin),
+  ];
+}
+
+const waveCell = (wave: WaveResult | undefined) =>
+  wave
+    ? `${wave.seconds} s${wave.failed > 0 ? ` (${wave.failed} failed)` : ''}${wave.slowTcpConnects > 0 ? `, ${wave.slowTcpConnects} SYN-retried` : ''}`
+    : '–';
+
+/** Results stored before connect waves existed hold one connect phase: it reads as wave 1. */
+function withWaves<T extends FanoutResult>(run: T): T {
+  if (run.waves) return run;
+  const empty = { count: 0, p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
+  const wave: WaveResult = {
+    wave: 1,
+    ...run.connect,
+    errorCodes: {},
+    tcpConnectMs: empty,
+    firstFrameMs: empty,
+    slowTcpConnects: 0,
+    timeWaitAtStart: Number.NaN,
+    tcp: {},
+  };
+  return { ...run, waves: [wave], rates: run.rates.map((rate) => ({ ...rate, wave: rate.wave ?? 1 })) };
+}
+
+/** The docs tables: every system side by side, one row per rate, then connect waves, then memory. */
+export function gatewayMarkdown(stored: GatewayBenchResult): string {
+  const result: GatewayBenchResult = {
+    ...stored,
+    gateway: withWaves(stored.gateway),
+    nchan: 'error' in stored.nchan ? stored.nchan : withWaves(stored.nchan),
+  };
+  const systems = columns(result);
+  const { gateway } = result;
+  const rateRows = gateway.rates.map((rate, index) => {
+    const cells = systems.map(({ run }) => {
+      const other = run?.rates[index];
+      return other
+        ? `${other.p50Ms} / ${other.p99Ms} / ${other.p999Ms} | ${other.received === other.expected ? 'all' : `${other.received} of ${other.expected}`}${other.achievedUpdatesPerSecond < other.updatesPerSecond ? ` (published ${other.achievedUpdatesPerSecond}/s)` : ''} | ${other.serverCpuPercent} %`
+        : '– | – | –';
+    });
+    return `| ${rate.updatesPerSecond} (wave ${rate.wave}) | ${rate.offeredDeliveriesPerSecond} | ${cells.join(' | ')} |`;
+  });
+  const header = systems.map(({ name }) => `${name} p50 / p99 / p999 ms | delivered | CPU`).join(' | ');
+  const waveRows = gateway.waves.map(
+    (wave, index) =>
+      `| ${wave.wave} | ${systems.map(({ run }) => waveCell(run?.waves[index])).join(' | ')} | ${wave.server ? `${wave.server.gatewaySnapshotCalls} / ${wave.server.writeApiLatestReads}` : '–'} |`,
+  );
+  const harness = gateway.waves
+    .filter((wave) => wave.tcp['TcpExt.TCPSynRetrans'] !== undefined)
+    .map(
+      (wave) =>
+        `wave ${wave.wave}: TIME_WAIT at start ${wave.timeWaitAtStart}, SYN retransmits ${wave.tcp['TcpExt.TCPSynRetrans']}, listen overflows ${wave.tcp['TcpExt.ListenOverflows']}, ` +
+        `connect errors ${JSON.stringify(wave.errorCodes)}, TCP connect p99 ${wave.tcpConnectMs.p99} ms, first frame after connect p50 / p99 ${wave.firstFrameMs.p50} / ${wave.firstFrameMs.p99} ms`,
+    );
+  const memory = (run: FanoutResult | undefined) =>
+    run
+      ? `${round(run.memory.idleKiB / 1024, 1)} → ${round(run.memory.withClientsKiB / 1024, 1)} MiB (${run.memory.perConnectionKiB} KiB each)`
+      : '–';
+  const e2e = gateway.endToEnd;
+  const pushpin = result.pushpin && !('error' in result.pushpin) ? result.pushpin.setup : undefined;
+  return [
+    `| updates/s | offered deliveries/s | ${header} |`,
+    `|---:|---:|${systems.map(() => '---:|---:|---:|').join('')}`,
+    ...rateRows,
     '',
-    '| | stream-gateway | nginx + nchan | target |',
-    '|---|---:|---:|---:|',
-    `| streams opened (failed) | ${gateway.connect.opened} (${gateway.connect.failed}) | ${nchan ? `${nchan.connect.opened} (${nchan.connect.failed})` : '–'} | ${result.options.clients} |`,
-    `| time to open all streams, with their first frame | ${gateway.connect.seconds} s | ${nchan ? `${nchan.connect.seconds} s` : '–'} | < 5 s for 10,000 |`,
-    `| connects/s | ${gateway.connect.perSecond} | ${cell(nchan?.connect.perSecond)} | |`,
-    `| server RSS idle → with all streams idle | ${round(gateway.memory.idleKiB / 1024, 1)} → ${round(gateway.memory.withClientsKiB / 1024, 1)} MiB | ${nchan ? `${round(nchan.memory.idleKiB / 1024, 1)} → ${round(nchan.memory.withClientsKiB / 1024, 1)} MiB` : '–'} | |`,
-    `| RSS per idle connection | ${gateway.memory.perConnectionKiB} KiB | ${nchan ? `${nchan.memory.perConnectionKiB} KiB` : '–'} | ≤ 16 KiB |`,
+    `| connect wave (all ${result.options.clients} streams open with their first frame) | ${systems.map(({ name }) => name).join(' | ')} | gateway snapshot calls / write-api reads |`,
+    `|---:|${systems.map(() => '---:|').join('')}---:|`,
+    ...waveRows,
     '',
+    `| | ${systems.map(({ name }) => name).join(' | ')} | target |`,
+    `|---|${systems.map(() => '---:|').join('')}---:|`,
+    `| server RSS idle → with all streams idle | ${systems.map(({ run }) => memory(run)).join(' | ')} | ≤ 16 KiB each |`,
+    '',
+    ...(harness.length > 0
+      ? [
+          `Harness check for the gateway's waves (kernel counters of the whole machine): ${harness.join('; ')}.`,
+          '',
+        ]
+      : []),
     `End to end through write-api (${e2e.upserts} upserts on another session of the same workflow): ` +
       (e2e.allDelivered
-        ? `every upsert reached all ${gateway.connect.opened} streams; the last stream had it ${e2e.delivered.map((entry) => entry.lastClientMs).join(', ')} ms after the POST was sent.`
+        ? `every upsert reached all ${gateway.waves.at(-1)?.opened} streams; the last stream had it ${e2e.delivered.map((entry) => entry.lastClientMs).join(', ')} ms after the POST was sent.`
         : `NOT every upsert reached every stream: ${e2e.delivered.map((entry) => `v${entry.version} ${entry.clients}`).join(', ')}.`),
-    ...('error' in result.nchan ? ['', `nchan run failed: ${result.nchan.error}`] : []),
+    ...(pushpin
+      ? [
+          '',
+          `Pushpin: ${pushpin.version}, ${pushpin.config}, changed lines: ${pushpin.changedConfigLines.length === 0 ? 'none' : pushpin.changedConfigLines.join('; ')}; ` +
+            `started as \`${pushpin.commandLine.join(' ')}\` with \`${pushpin.zurlCommandLine.join(' ')}\`. ` +
+            `Defaults that bound it here: ${Object.entries(pushpin.defaults)
+              .map(([name, value]) => `${name}=${value}`)
+              .join(', ')}.`,
+        ]
+      : []),
+    ...systems.filter(({ error }) => error).map(({ name, error }) => `\n${name} run failed: ${error}`),
   ].join('\n');
 }

@@ -2,13 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { benchEndToEnd, type E2eResult, e2eMarkdown } from './e2e.js';
 import { benchFanout, type GatewayBenchResult, gatewayMarkdown } from './gateway.js';
+import { SOURCE_ADDRESSES_PER_PROCESS } from './load-pool.js';
+import { benchStorm, type StormResult, stormMarkdown } from './storm.js';
 import { benchWriteApi, type UpsertBenchResult, upsertMarkdown } from './write-api.js';
 
 /**
- * `npm run bench [-- --only write-api] [-- --quick]`: runs the benchmarks on this machine, writes each
- * result to bench/results/<name>.json and regenerates docs/benchmarks.md from every stored result.
- * Loopback traffic only; every load loop is bounded in time.
+ * `npm run bench [-- --only write-api|gateway|e2e|storm] [-- --quick]`: runs the benchmarks on this
+ * machine, writes each result to bench/results/<name>.json and regenerates docs/benchmarks.md from every
+ * stored result. `--quick` runs each at a reduced scale, to check the harness rather than to measure.
+ * Loopback traffic only; every load loop is bounded in time and stops the processes it started.
+ * BENCH_CPU_PROFILE_DIR=<dir> writes a CPU profile of write-api / the gateways per measured phase.
  */
 const { values } = parseArgs({
   options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
@@ -26,6 +31,7 @@ if (selected('write-api')) {
     concurrencies: [1, 16, 64],
     durationMs: values.quick ? 3000 : 10_000,
     warmupMs: values.quick ? 1000 : 2000,
+    runs: values.quick ? 2 : 3,
   });
   await writeFile(`${RESULTS}/write-api.json`, `${JSON.stringify(result, null, 2)}\n`);
 }
@@ -41,25 +47,57 @@ if (selected('gateway')) {
           warmupMs: 1000,
           quietMs: 1500,
           connectConcurrency: 256,
+          waves: 3,
+          waveGapMs: 1000,
+          sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 2,
         }
       : {
           clients: 10_000,
           clientProcesses: 4,
-          rates: [1, 2, 5, 10],
+          rates: [1, 5, 10],
           stepMs: 10_000,
           warmupMs: 3000,
           quietMs: 5000,
           connectConcurrency: 512,
+          waves: 3,
+          waveGapMs: 2000,
+          sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 3,
         },
   );
   await writeFile(`${RESULTS}/gateway.json`, `${JSON.stringify(result, null, 2)}\n`);
 }
 
+if (selected('e2e')) {
+  const result = await benchEndToEnd(
+    values.quick
+      ? { sessions: 100, streamsPerSession: 5, pushIntervalMs: 2000, durationMs: 10_000, clientProcesses: 2 }
+      : {
+          sessions: 1000,
+          streamsPerSession: 5,
+          pushIntervalMs: 2000,
+          durationMs: 60_000,
+          clientProcesses: 2,
+        },
+  );
+  await writeFile(`${RESULTS}/e2e.json`, `${JSON.stringify(result, null, 2)}\n`);
+}
+
+if (selected('storm')) {
+  const result = await benchStorm(
+    values.quick
+      ? { streams: 2000, sessions: 10, drainMs: 3000, pushesPerSecond: 20, clientProcesses: 2 }
+      : { streams: 10_000, sessions: 10, drainMs: 10_000, pushesPerSecond: 20, clientProcesses: 4 },
+  );
+  await writeFile(`${RESULTS}/storm.json`, `${JSON.stringify(result, null, 2)}\n`);
+}
+
 const upserts = await saved<UpsertBenchResult>('write-api');
+const e2e = await saved<E2eResult>('e2e');
+const storm = await saved<StormResult>('storm');
 const fanout = await saved<GatewayBenchResult>('gateway');
-const sections = [
+const sections: string[] = [
   '# Benchmarks',
   '',
   'Produced by `npm run bench` (all) or `npm run bench -- --only <name>`; raw results are in `bench/results/*.json`.',
@@ -70,7 +108,8 @@ const sections = [
   '',
   upserts
     ? [
-        `Measured ${upserts.date} (Node ${upserts.machine.node}, ${upserts.machine.cores} cores), ${upserts.durationMs / 1000} s per level after a warm-up.`,
+        `Measured ${upserts.date} (Node ${upserts.machine.node}, ${upserts.machine.cores} cores${upserts.machine.loadAverageAtStart ? `, load average ${upserts.machine.loadAverageAtStart.join(' / ')} at the start` : ''}), ${upserts.durationMs / 1000} s per level after a warm-up,`,
+        `${upserts.runs ?? 1} independent run${(upserts.runs ?? 1) === 1 ? '' : 's'} (a fresh database and write-api process each).`,
         '`npm run bench -- --only write-api`: wrk (C, 1–2 threads) runs closed-loop clients that re-push sessions through HTTP',
         '(auth, validation, the upsert, publish to NATS, batched publish confirmation) over 4096 sessions per wrk thread;',
         'write-api commits the pushes that arrive together in one multi-row statement (group commit). pgbench runs the same',
@@ -87,21 +126,52 @@ const sections = [
   fanout
     ? [
         `Measured ${fanout.date} (Node ${fanout.machine.node}, ${fanout.machine.cores} cores, load average ${fanout.machine.loadAverageAtStart.join(' / ')} at the start) with`,
-        `\`npm run bench -- --only gateway${fanout.options.clients < 10_000 ? ' --quick' : ''}\`: ${fanout.options.clients} SSE clients (raw TCP, ${fanout.options.clientProcesses} client processes on`,
-        'their own 127.0.0.x source addresses) on one workflow of ONE stream-gateway process (its own nats-server, a real',
-        'write-api on PostgreSQL for the snapshots); updates of one session are published straight on NATS with',
-        `\`Wizard-Committed-At\` = send time, ${fanout.options.stepMs / 1000} s per rate. Latency = client receive time − send time (same clock).`,
-        'nginx + nchan (one worker process, as the gateway is one Node process) serves the same clients over EventSource',
-        'with the same DTO bytes POSTed to its publisher location at the same rates. Server CPU is in % of one core.',
-        'Targets: p99 < 250 ms at 50,000 deliveries/s, 10,000 streams open in < 5 s, ≤ 16 KiB RSS per idle connection.',
-        'Above about 75,000 deliveries/s the machine is saturated (the server and four client processes on two cores):',
-        "nchan's HTTP publisher then waits for nginx and publishes fewer updates than asked (the published column), while",
-        'NATS publishes do not wait, so the gateway queues and its latency grows; that row shows the limit of this machine.',
+        `\`npm run bench -- --only gateway${fanout.options.clients < 10_000 ? ' --quick' : ''}\`: ${fanout.options.clients} SSE clients (raw TCP, ${fanout.options.clientProcesses} client processes, each`,
+        `spreading its source ports over ${fanout.options.sourceAddressesPerProcess ?? 1} loopback addresses of its own) on one workflow of ONE stream-gateway process (its own nats-server,`,
+        'a real write-api on PostgreSQL for the snapshots: every connect is authenticated with its API key); updates of one',
+        'session are published straight on NATS with `Wizard-Committed-At` = send time. Then nginx + nchan (one worker',
+        'process, as the gateway is one Node process) and Pushpin (Debian package, default configuration, GRIP origin in',
+        'bench/pushpin/) get the same clients, waves and rates in the same run, one system at a time.',
+        `Each system gets ${fanout.options.waves ?? 1} connect waves into the same process: all streams connect, a rate runs for ${fanout.options.stepMs / 1000} s, every`,
+        'stream is closed, the next wave connects. Latency = client receive time − send time (same clock); every delivery',
+        'is counted ("all" = every client got every update). Server CPU is in % of one core.',
+        'Targets: each wave no slower than nchan’s in the same run, p99 at most nchan’s at every rate, ≤ 16 KiB RSS per idle',
+        'connection. These figures come from ONE run of each system; repeat the run before reading small differences.',
         '',
         gatewayMarkdown(fanout),
       ].join('\n')
     : '_not measured yet_',
 ];
+sections.push(
+  '',
+  '## End to end: CLIs → write-api → two gateways → streams',
+  '',
+  e2e
+    ? [
+        `Measured ${e2e.date} (Node ${e2e.machine.node}, ${e2e.machine.cores} cores, load average ${e2e.machine.loadAverageAtStart.join(' / ')} at the start) with`,
+        `\`npm run bench -- --only e2e${e2e.options.sessions < 1000 ? ' --quick' : ''}\`: ${e2e.options.sessions} CLI-like clients, each with its own API key and keep-alive connection,`,
+        `push their own session through write-api every ${e2e.options.pushIntervalMs / 1000} s for ${e2e.options.durationMs / 1000} s; each session is watched by ${e2e.options.streamsPerSession} SSE streams (with`,
+        'its user’s key) spread over two stream-gateway processes. Latency = POST sent → frame received; CPU from',
+        '/proc/<pid>/stat over the pushing phase. Default write-api settings, rate limit included.',
+        '',
+        e2eMarkdown(e2e),
+      ].join('\n')
+    : '_not measured yet_',
+  '',
+  '## Reconnect storm',
+  '',
+  storm
+    ? [
+        `Measured ${storm.date} (Node ${storm.machine.node}, ${storm.machine.cores} cores, load average ${storm.machine.loadAverageAtStart.join(' / ')} at the start) with`,
+        `\`npm run bench -- --only storm${storm.options.streams < 10_000 ? ' --quick' : ''}\`: two gateways hold ${storm.options.streams} streams on ${storm.options.sessions} sessions; one gets SIGTERM`,
+        'and drains; its clients reconnect to the other with the SDK’s timing (within 250 ms of `event: end`, full-jitter',
+        `backoff from 500 ms after a failure) while write-api takes ${storm.options.pushesPerSecond} pushes/s on those sessions. "Back" = open again`,
+        'with its first frame (the snapshot). Missing an update = a stream whose last version is below its session’s last push.',
+        '',
+        stormMarkdown(storm),
+      ].join('\n')
+    : '_not measured yet_',
+);
 await writeFile('docs/benchmarks.md', `${sections.join('\n')}\n`);
 // Formatted as `npm run lint` checks it (tables aligned), so a regenerated page never fails the lint.
 execFileSync('node_modules/.bin/biome', ['format', '--write', 'docs/benchmarks.md'], { stdio: 'ignore' });

@@ -17,3 +17,40 @@ export function summarize(samplesMs: number[]) {
 }
 
 export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** p50/p99/p999/max of a whole-millisecond histogram (latency → count), nearest-rank. */
+export function histogramPercentiles(histogram: Map<number, number>) {
+  const entries = [...histogram].sort((a, b) => a[0] - b[0]);
+  const total = entries.reduce((sum, [, count]) => sum + count, 0);
+  const at = (p: number) => {
+    if (total === 0) return Number.NaN;
+    const rank = Math.ceil((p / 100) * total);
+    let seen = 0;
+    for (const [latency, count] of entries) {
+      seen += count;
+      if (seen >= rank) return latency;
+    }
+    return entries[entries.length - 1]?.[0] ?? Number.NaN;
+  };
+  return {
+    p50Ms: at(50),
+    p99Ms: at(99),
+    p999Ms: at(99.9),
+    maxMs: entries[entries.length - 1]?.[0] ?? Number.NaN,
+  };
+}
+
+/** Adds collected [latencyMs, count] pairs into one histogram. */
+export function mergeHistogram(into: Map<number, number>, pairs: [number, number][]): void {
+  for (const [latency, count] of pairs) into.set(latency, (into.get(latency) ?? 0) + count);
+}
+
+/** Median and range of one figure over several runs. */
+export function spread(values: number[]): { median: number; min: number; max: number } {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  return {
+    median: round(percentile(sorted, 50)),
+    min: round(sorted[0] ?? Number.NaN),
+    max: round(sorted[sorted.length - 1] ?? Number.NaN),
+  };
+}

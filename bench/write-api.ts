@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { seedTeamWithMember } from '@wizard-stream/db';
 import { createTestDatabase, NatsServer, spawnService, type TestDatabase } from '@wizard-stream/testkit';
-import { round, summarize } from './stats.js';
+import { PgWaitSampler, type PgWaits } from './pg-waits.js';
+import { type ProbeReport, probePhase } from './process-probe.js';
+import { round, spread, summarize } from './stats.js';
 
 const run = promisify(execFile);
 
@@ -13,6 +15,8 @@ export interface UpsertBenchOptions {
   concurrencies: number[];
   durationMs: number;
   warmupMs: number;
+  /** Independent runs (a fresh database and write-api each); tables give their median and range. */
+  runs: number;
 }
 
 export interface LevelResult {
@@ -23,15 +27,36 @@ export interface LevelResult {
   errors: number;
 }
 
+type Spread = ReturnType<typeof spread>;
+
+export interface LevelSummary {
+  clients: number;
+  upsertsPerSecond: Spread;
+  p50Ms: Spread;
+  p99Ms: Spread;
+  errors: number;
+  runs: LevelResult[];
+}
+
+/** What write-api's process and PostgreSQL went through during one measured level of one run. */
+export interface LevelDiagnostics {
+  run: number;
+  clients: number;
+  probe: ProbeReport;
+  pgWaits: PgWaits;
+}
+
 export interface UpsertBenchResult {
   kind: 'write-api-upserts';
   date: string;
-  machine: { cores: number; node: string };
+  machine: { cores: number; node: string; loadAverageAtStart?: number[] };
   durationMs: number;
-  writeApi: LevelResult[];
-  pgbench: LevelResult[];
-  /** write-api upserts/s as a share of pgbench's at the same client count. */
+  runs?: number;
+  writeApi: LevelSummary[];
+  pgbench: LevelSummary[];
+  /** write-api upserts/s as a share of pgbench's at the same client count (medians). */
   ratio: { clients: number; percentOfCeiling: number }[];
+  diagnostics?: LevelDiagnostics[];
 }
 
 /** Sessions each wrk thread cycles through; pgbench spreads its upserts over as many rows. */
@@ -173,36 +198,88 @@ async function loadPgbench(url: string, teamId: number, userId: number, clients:
   }
 }
 
-export async function benchWriteApi(options: UpsertBenchOptions): Promise<UpsertBenchResult> {
-  // A fresh database for every run: dropped afterwards, so runs never measure each other's bloat.
-  const database = await createTestDatabase('postgres');
-  try {
-    return await measure(database, options);
-  } finally {
-    await database.dispose();
-  }
+interface RunResult {
+  writeApi: LevelResult[];
+  pgbench: LevelResult[];
+  diagnostics: LevelDiagnostics[];
 }
 
-async function measure(database: TestDatabase, options: UpsertBenchOptions): Promise<UpsertBenchResult> {
+export async function benchWriteApi(options: UpsertBenchOptions): Promise<UpsertBenchResult> {
+  const { availableParallelism, loadavg } = await import('node:os');
+  const loadAverageAtStart = loadavg().map((value) => round(value, 2));
+  const runs: RunResult[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    // A fresh database for every run: dropped afterwards, so runs never measure each other's bloat.
+    const database = await createTestDatabase('postgres');
+    try {
+      runs.push(await measure(database, options, run));
+    } finally {
+      await database.dispose();
+    }
+  }
+  const summarise = (levels: (result: RunResult) => LevelResult[]) =>
+    options.concurrencies.map((clients, index): LevelSummary => {
+      const results = runs.map((result) => levels(result)[index] as LevelResult);
+      return {
+        clients,
+        upsertsPerSecond: spread(results.map((result) => result.upsertsPerSecond)),
+        p50Ms: spread(results.map((result) => result.p50Ms)),
+        p99Ms: spread(results.map((result) => result.p99Ms)),
+        errors: results.reduce((sum, result) => sum + result.errors, 0),
+        runs: results,
+      };
+    });
+  const writeApi = summarise((result) => result.writeApi);
+  const pgbench = summarise((result) => result.pgbench);
+  return {
+    kind: 'write-api-upserts',
+    date: new Date().toISOString(),
+    machine: { cores: availableParallelism(), node: process.version, loadAverageAtStart },
+    durationMs: options.durationMs,
+    runs: options.runs,
+    writeApi,
+    pgbench,
+    ratio: writeApi.map((level, index) => ({
+      clients: level.clients,
+      percentOfCeiling: round(
+        (100 * level.upsertsPerSecond.median) / (pgbench[index]?.upsertsPerSecond.median ?? Number.NaN),
+        1,
+      ),
+    })),
+    diagnostics: runs.flatMap((result) => result.diagnostics),
+  };
+}
+
+async function measure(database: TestDatabase, options: UpsertBenchOptions, run: number): Promise<RunResult> {
   const url = database.url as string;
   const member = await seedTeamWithMember(database.db, { teamName: 'bench', email: 'bench@example.com' });
 
   const nats = await NatsServer.start();
-  const api = await spawnService('services/write-api/src/main.ts', {
+  const api = await spawnService('bench/write-api-entry.ts', {
     DATABASE_URL: url,
     NATS_URL: nats.url,
     RATE_LIMIT_PER_MIN: '1000000000',
     DB_POOL_SIZE: '20',
     LOG_LEVEL: 'warn',
+    ...(process.env.BENCH_CPU_PROFILE_DIR && { BENCH_CPU_PROFILE_DIR: process.env.BENCH_CPU_PROFILE_DIR }),
   });
   const writeApi: LevelResult[] = [];
   const pgbench: LevelResult[] = [];
+  const diagnostics: LevelDiagnostics[] = [];
+  const sampler = new PgWaitSampler(database.db);
   try {
     for (const clients of options.concurrencies) {
       await loadWriteApi(api.url, member.teamId, member.apiKey, clients, options.warmupMs);
+      await probePhase(api);
+      await sampler.start();
       const result = await loadWriteApi(api.url, member.teamId, member.apiKey, clients, options.durationMs);
-      console.log(`write-api  ${clients} clients: ${JSON.stringify(result)}`);
+      const pgWaits = await sampler.stop();
+      const probe = await probePhase(api);
+      console.log(`write-api  run ${run}, ${clients} clients: ${JSON.stringify(result)}`);
+      console.log(`write-api  run ${run}, ${clients} clients: probe ${JSON.stringify(probe)}`);
+      console.log(`write-api  run ${run}, ${clients} clients: PostgreSQL ${JSON.stringify(pgWaits)}`);
       writeApi.push(result);
+      diagnostics.push({ run, clients, probe, pgWaits });
     }
   } finally {
     await api.kill('SIGTERM');
@@ -210,35 +287,81 @@ async function measure(database: TestDatabase, options: UpsertBenchOptions): Pro
   }
   for (const clients of options.concurrencies) {
     const result = await loadPgbench(url, member.teamId, member.userId, clients, options.durationMs);
-    console.log(`pgbench    ${clients} clients: ${JSON.stringify(result)}`);
+    console.log(`pgbench    run ${run}, ${clients} clients: ${JSON.stringify(result)}`);
     pgbench.push(result);
   }
-  return {
-    kind: 'write-api-upserts',
-    date: new Date().toISOString(),
-    machine: { cores: (await import('node:os')).availableParallelism(), node: process.version },
-    durationMs: options.durationMs,
-    writeApi,
-    pgbench,
-    ratio: writeApi.map((level, index) => ({
-      clients: level.clients,
-      percentOfCeiling: round(
-        (100 * level.upsertsPerSecond) / (pgbench[index]?.upsertsPerSecond ?? Number.NaN),
-        1,
-      ),
-    })),
-  };
+  return { writeApi, pgbench, diagnostics };
 }
 
-export function upsertMarkdown(result: UpsertBenchResult): string {
+const range = (value: Spread, unit = '') =>
+  value.min === value.max ? `${value.median}${unit}` : `${value.median}${unit} (${value.min}–${value.max})`;
+
+/** Results stored before runs were repeated hold single figures; they read as one run. */
+function normalise(result: UpsertBenchResult): UpsertBenchResult {
+  const level = (entry: LevelSummary | LevelResult): LevelSummary => {
+    if (typeof entry.upsertsPerSecond === 'object') return entry as LevelSummary;
+    const single = entry as LevelResult;
+    const one = (value: number) => ({ median: value, min: value, max: value });
+    return {
+      clients: single.clients,
+      upsertsPerSecond: one(single.upsertsPerSecond),
+      p50Ms: one(single.p50Ms),
+      p99Ms: one(single.p99Ms),
+      errors: single.errors,
+      runs: [single],
+    };
+  };
+  return { ...result, writeApi: result.writeApi.map(level), pgbench: result.pgbench.map(level) };
+}
+
+export function upsertMarkdown(stored: UpsertBenchResult): string {
+  const result = normalise(stored);
   const rows = result.writeApi.map((level, index) => {
     const ceiling = result.pgbench[index];
     const ratio = result.ratio[index]?.percentOfCeiling;
-    return `| ${level.clients} | ${level.upsertsPerSecond} | ${level.p50Ms} | ${level.p99Ms} | ${level.errors} | ${ceiling?.upsertsPerSecond} | ${ceiling?.p50Ms} | ${ceiling?.p99Ms} | ${ratio} % |`;
+    return (
+      `| ${level.clients} | ${range(level.upsertsPerSecond)} | ${range(level.p50Ms)} | ${range(level.p99Ms)} | ${level.errors} ` +
+      `| ${ceiling ? range(ceiling.upsertsPerSecond) : '–'} | ${ceiling ? range(ceiling.p50Ms) : '–'} | ${ceiling ? range(ceiling.p99Ms) : '–'} | ${ratio} % |`
+    );
+  });
+  const probes = (result.diagnostics ?? []).map((entry) => {
+    const top = [
+      ...((
+        entry.probe.extra as {
+          byKind?: { kind: string; shareOfSlowRequestsOverlapping: number; shareOfPhaseTime: number }[];
+        }
+      )?.byKind ?? []),
+    ]
+      .sort((a, b) => b.shareOfSlowRequestsOverlapping - a.shareOfSlowRequestsOverlapping)
+      .slice(0, 3)
+      .map(
+        (kind) =>
+          `${kind.kind} ${Math.round(kind.shareOfSlowRequestsOverlapping * 100)} % (covers ${Math.round(kind.shareOfPhaseTime * 100)} % of the time)`,
+      )
+      .join(', ');
+    const slow = (entry.probe.extra as { slowRequests?: number; requests?: number } | undefined) ?? {};
+    return (
+      `| ${entry.run} | ${entry.clients} | ${entry.probe.eventLoopDelayMs.p99} / ${entry.probe.eventLoopDelayMs.max} | ${entry.probe.gc.count} / ${entry.probe.gc.maxMs} | ` +
+      `${slow.slowRequests ?? '–'} of ${slow.requests ?? '–'} | ${top || '–'} | ${entry.pgWaits.deadlocks} |`
+    );
   });
   return [
+    `Median (and range) over ${result.runs ?? 1} run${(result.runs ?? 1) === 1 ? '' : 's'} per level.`,
+    '',
     '| clients | write-api upserts/s | p50 ms | p99 ms | errors | pgbench tps | pgbench p50 ms | pgbench p99 ms | write-api / pgbench |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
+    ...(probes.length > 0
+      ? [
+          '',
+          'Inside write-api during each measured level (bench/write-api-entry.ts): event-loop delay, GC pauses, and what the',
+          'requests slower than 50 ms overlapped (share of slow requests that met each kind of work, beside the share of the time',
+          'that work covered); deadlocks from pg_stat_database.',
+          '',
+          '| run | clients | event-loop delay p99 / max ms | GC pauses / longest ms | slow requests | slow requests overlapped | deadlocks |',
+          '|---:|---:|---:|---:|---:|---|---:|',
+          ...probes,
+        ]
+      : []),
   ].join('\n');
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what a fresh clone lacks before tests, benchmarks or the local stack run: npm dependencies
-// (from the lockfile) and the system packages the tests drive (nats-server, Chromium).
+// (from the lockfile) and the system packages the tests and benchmarks drive (nats-server, Chromium,
+// wrk, pgbench, nginx + nchan, Pushpin + zurl).
 // Plain Node with no dependencies, because it runs before anything is installed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -76,6 +77,14 @@ if (args.has('--bench')) {
     'postgresql-client',
     'the pgbench ceiling of the write-api benchmark',
   );
+  ensureSystemPackage(['/usr/sbin/nginx'], 'nginx-light', 'nginx, the first peer of the fan-out benchmark');
+  ensureSystemPackage(
+    ['/usr/lib/nginx/modules/ngx_nchan_module.so'],
+    'libnginx-mod-nchan',
+    'nchan, the first peer of the fan-out benchmark',
+  );
+  ensureSystemPackage(['/usr/bin/pushpin'], 'pushpin', 'the second peer of the fan-out benchmark');
+  ensureSystemPackage(['/usr/bin/zurl'], 'zurl', "Pushpin's outbound HTTP to its GRIP origin");
 }
 if (args.has('--kubectl')) {
   ensureSystemPackage(['/usr/bin/kubectl', 'kubectl'], 'kubectl', 'rendering the kustomize manifests');
