@@ -5,6 +5,8 @@ export {
   type PushClient,
   type PushClientOptions,
   type Session,
+  type SessionListFilter,
+  type SessionListPage,
   type StreamToken,
   type UpsertSessionInput,
 } from './push-client.js';

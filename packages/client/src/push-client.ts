@@ -1,5 +1,6 @@
 import {
   latestSessionUrl,
+  listSessionsUrl,
   sessionDtoSchema,
   sessionsUrl,
   streamTokensUrl,
@@ -18,6 +19,24 @@ export type Session = z.infer<typeof sessionDtoSchema>;
 export interface StreamToken {
   token: string;
   expiresAt: Date;
+}
+
+/** Which sessions `list` reads: one workflow (optionally one skill), a page of them. */
+export interface SessionListFilter {
+  workflowId: string;
+  skillId?: string;
+  /** Sessions to skip, newest first (default 0). */
+  offset?: number;
+  /** Page size, 1–200 (the server's default is 50). */
+  limit?: number;
+}
+
+/** One page of the list call: `next` and `previous` are the server's links, null at either end. */
+export interface SessionListPage {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: Session[];
 }
 
 export interface PushClientOptions {
@@ -47,6 +66,8 @@ export interface PushClient {
   upsert(body: UpsertSessionInput, options?: { signal?: AbortSignal }): Promise<Session>;
   /** The workflow's latest session, or null when it has none. */
   latest(workflowId: string, skillId?: string): Promise<Session | null>;
+  /** A page of the workflow's sessions, newest `started_at` first. */
+  list(filter: SessionListFilter): Promise<SessionListPage>;
   /** A short-lived token a browser's EventSource can pass as `?token=`. */
   mintStreamToken(): Promise<StreamToken>;
 }
@@ -57,6 +78,26 @@ const streamTokenResponse = (value: unknown): StreamToken => {
     throw new Error(`stream token response is malformed: ${JSON.stringify(value).slice(0, 200)}`);
   }
   return { token: body.token, expiresAt: new Date(body.expires_at) };
+};
+
+const isLink = (value: unknown): value is string | null => value === null || typeof value === 'string';
+
+const sessionListResponse = (value: unknown): SessionListPage => {
+  const body = value as { count?: unknown; next?: unknown; previous?: unknown; results?: unknown };
+  if (
+    typeof body?.count !== 'number' ||
+    !isLink(body.next) ||
+    !isLink(body.previous) ||
+    !Array.isArray(body.results)
+  ) {
+    throw new Error(`session list response is malformed: ${JSON.stringify(value).slice(0, 200)}`);
+  }
+  return {
+    count: body.count,
+    next: body.next,
+    previous: body.previous,
+    results: body.results.map((session) => sessionDtoSchema.parse(session)),
+  };
 };
 
 export function createPushClient(options: PushClientOptions): PushClient {
@@ -131,6 +172,14 @@ export function createPushClient(options: PushClientOptions): PushClient {
       );
       if (response.status === 204) return null;
       return sessionDtoSchema.parse(await response.json());
+    },
+    async list({ workflowId, skillId, offset, limit }) {
+      const url = new URL(
+        listSessionsUrl(options.baseUrl, options.projectId, { workflowId, skillId, limit }),
+      );
+      if (offset !== undefined) url.searchParams.set('offset', String(offset));
+      const response = await request(url.toString(), { method: 'GET' });
+      return sessionListResponse(await response.json());
     },
     async mintStreamToken() {
       const response = await request(streamTokensUrl(options.baseUrl, options.projectId), { method: 'POST' });

@@ -201,4 +201,37 @@ describe('push client', () => {
     expect(server.requests[1]?.url).toBe('/api/projects/3/wizard/sessions/latest/?workflow_id=wf');
     expect(await client.latest('wf', 'none')).toBeNull();
   });
+
+  it('reads a page of the list call with its links, and parses every session', async () => {
+    server = await startTestServer((_req, res) =>
+      json(res, 200, {
+        count: 3,
+        next: null,
+        previous: 'http://api.test/api/projects/3/wizard/sessions/?workflow_id=wf&limit=2',
+        results: [sessionDto({ session_id: 's3', version: 2 })],
+      }),
+    );
+    const client = createPushClient({ baseUrl: server.url, projectId: 3, apiKey: 'k' });
+    const page = await client.list({ workflowId: 'wf', skillId: 'nextjs', offset: 2, limit: 2 });
+    expect(server.requests[0]?.method).toBe('GET');
+    expect(server.requests[0]?.url).toBe(
+      '/api/projects/3/wizard/sessions/?workflow_id=wf&skill_id=nextjs&limit=2&offset=2',
+    );
+    expect(server.requests[0]?.headers.authorization).toBe('Bearer k');
+    expect(page.count).toBe(3);
+    expect(page.next).toBeNull();
+    expect(page.previous).toContain('limit=2');
+    expect(page.results.map((session) => [session.session_id, session.version])).toEqual([['s3', 2]]);
+  });
+
+  it('refuses a list response that is not a page of sessions', async () => {
+    server = await startTestServer((req, res) => {
+      if (req.url.includes('workflow_id=bare')) json(res, 200, [sessionDto()]);
+      else json(res, 200, { count: 1, next: null, previous: null, results: [{ session_id: 's1' }] });
+    });
+    const client = createPushClient({ baseUrl: server.url, projectId: 3, apiKey: 'k' });
+    await expect(client.list({ workflowId: 'bare' })).rejects.toThrow(/session list response is malformed/);
+    await expect(client.list({ workflowId: 'wf' })).rejects.toThrow(/version/);
+    expect(server.requests[1]?.url).toBe('/api/projects/3/wizard/sessions/?workflow_id=wf');
+  });
 });

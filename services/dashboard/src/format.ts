@@ -17,11 +17,18 @@ export function formatAgo(updatedAt: string, now: number): string {
   return `${formatDuration(Math.max(0, now - at))} ago`;
 }
 
-export const CONNECTION_LABELS: Record<ConnectionState, string> = {
+/**
+ * What the page says about its connection. `polling` is the state of a polling fallback (re-reading the
+ * list on a timer while streaming is unavailable); nothing enters it yet, see WorkflowController.refresh.
+ */
+export type PageConnectionState = ConnectionState | 'polling';
+
+export const CONNECTION_LABELS: Record<PageConnectionState, string> = {
   connecting: 'connecting…',
   open: 'live',
   reconnecting: 'reconnecting…',
   closed: 'disconnected',
+  polling: 'polling',
 };
 
 export const TASK_STATUS_LABELS: Record<string, string> = {
@@ -32,12 +39,63 @@ export const TASK_STATUS_LABELS: Record<string, string> = {
   canceled: 'canceled',
 };
 
-/** An error object from the CLI as one readable block: "type: message" plus any other fields. */
-export function formatSessionError(error: Record<string, unknown>): string {
+const pad = (value: number) => String(value).padStart(2, '0');
+
+/** `YYYY-MM-DD HH:MM:SS`, in the browser's time zone unless `utc`; the same width on every row. */
+export function formatTimestamp(iso: string, { utc = false } = {}): string {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return '—';
+  const [year, month, day, hours, minutes, seconds] = utc
+    ? [
+        at.getUTCFullYear(),
+        at.getUTCMonth() + 1,
+        at.getUTCDate(),
+        at.getUTCHours(),
+        at.getUTCMinutes(),
+        at.getUTCSeconds(),
+      ]
+    : [at.getFullYear(), at.getMonth() + 1, at.getDate(), at.getHours(), at.getMinutes(), at.getSeconds()];
+  return `${year}-${pad(month)}-${pad(day)} ${pad(hours)}:${pad(minutes)}:${pad(seconds)}`;
+}
+
+export interface SessionErrorParts {
+  type: string;
+  message: string;
+  /** Any other fields the CLI sent, as indented JSON; empty when there are none. */
+  details: string;
+}
+
+/** A session's error (`{type, message, ...}`, free JSON from the CLI) split into what the page shows. */
+export function describeSessionError(error: Record<string, unknown>): SessionErrorParts {
   const { type, message, ...rest } = error;
-  const head = [type, message].filter((part) => typeof part === 'string' && part !== '').join(': ');
-  const tail = Object.keys(rest).length > 0 ? JSON.stringify(rest, null, 2) : '';
-  return [head, tail].filter(Boolean).join('\n') || JSON.stringify(error);
+  const text = (value: unknown) =>
+    typeof value === 'string' ? value : value == null ? '' : JSON.stringify(value);
+  return {
+    type: text(type) || 'Error',
+    message: text(message),
+    details: Object.keys(rest).length > 0 ? JSON.stringify(rest, null, 2) : '',
+  };
+}
+
+export interface EventPlanEntry {
+  name: string;
+  description: string;
+}
+
+/**
+ * The rows of an event plan. The CLI sends `{events: [{name, description}]}`; the field is free JSON, so
+ * anything else returns undefined and the page shows the JSON as it is.
+ */
+export function eventPlanEntries(plan: Record<string, unknown>): EventPlanEntry[] | undefined {
+  const events = plan.events;
+  if (!Array.isArray(events)) return undefined;
+  const entries: EventPlanEntry[] = [];
+  for (const event of events) {
+    const { name, description } = (event ?? {}) as { name?: unknown; description?: unknown };
+    if (typeof name !== 'string') return undefined;
+    entries.push({ name, description: typeof description === 'string' ? description : '' });
+  }
+  return entries;
 }
 
 /**

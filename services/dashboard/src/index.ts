@@ -1,3 +1,3 @@
 export * from './format.js';
-export { replacesShownSession } from './latest.js';
+export { compareNewestFirst, type FrameEffect, SessionListModel } from './session-list.js';
 export { type ConnectSettings, settingsFromUrl } from './settings.js';

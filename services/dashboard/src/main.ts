@@ -1,15 +1,21 @@
-import { createPushClient, type Subscription, subscribe } from '@wizard-stream/client';
+import { SessionDetailView } from './detail-view.js';
+import { SessionListView } from './list-view.js';
 import { type ConnectSettings, fetchDevCredentials, settingsFromUrl, urlForSettings } from './settings.js';
-import { SessionView } from './view.js';
+import { StatusView } from './status-view.js';
+import { WorkflowController } from './workflow.js';
 
-const view = new SessionView();
 const form = document.querySelector<HTMLFormElement>('#connect');
 if (!form) throw new Error('dashboard markup is missing the connect form');
 const field = (name: keyof ConnectSettings) => form.elements.namedItem(name) as HTMLInputElement;
 
-let subscription: Subscription | undefined;
-/** Bumped on every connect: a replaced subscription still reports its own close, which must not show. */
-let generation = 0;
+const controller: WorkflowController = new WorkflowController({
+  status: new StatusView(),
+  list: new SessionListView({
+    onSelect: (sessionId) => controller.select(sessionId),
+    onPage: (direction) => controller.page(direction),
+  }),
+  detail: new SessionDetailView(),
+});
 
 function readForm(): ConnectSettings {
   return {
@@ -21,34 +27,8 @@ function readForm(): ConnectSettings {
 }
 
 function connect(settings: ConnectSettings): void {
-  subscription?.close();
-  const current = ++generation;
-  const isCurrent = () => current === generation;
-  const projectId = Number(settings.projectId);
-  const baseUrl = window.location.origin;
-  const push = createPushClient({ baseUrl, projectId, apiKey: settings.apiKey, maxAttempts: 3 });
   history.replaceState(null, '', urlForSettings(settings, window.location));
-  const skillId = settings.skillId || undefined;
-  view.showWaiting(settings.workflowId, skillId);
-  subscription = subscribe({
-    baseUrl,
-    projectId,
-    workflowId: settings.workflowId,
-    ...(skillId ? { skillId } : {}),
-    // A fresh stream token on every (re)connect, so an expired one never strands the page.
-    credentials: { getToken: async () => (await push.mintStreamToken()).token },
-    onSession: (session, delivery) => {
-      if (!isCurrent()) return;
-      view.showNotice(undefined);
-      view.showSession(session, delivery);
-    },
-    onState: (state) => {
-      if (isCurrent()) view.showState(state);
-    },
-    onClose: (close) => {
-      if (isCurrent()) view.showClosed(close);
-    },
-  });
+  controller.connect(settings);
 }
 
 form.addEventListener('submit', (event) => {
@@ -56,7 +36,7 @@ form.addEventListener('submit', (event) => {
   connect(readForm());
 });
 
-setInterval(() => view.tick(Date.now()), 1000);
+setInterval(() => controller.tick(Date.now()), 1000);
 
 const fromUrl = settingsFromUrl(window.location.search);
 if (fromUrl.projectId) field('projectId').value = fromUrl.projectId;

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   describePendingInput,
+  describeSessionError,
+  eventPlanEntries,
   formatAgo,
   formatDuration,
-  formatSessionError,
-  replacesShownSession,
+  formatTimestamp,
   settingsFromUrl,
 } from '../src/index.js';
 
@@ -24,11 +25,42 @@ describe('dashboard formatting', () => {
     expect(formatAgo('not a date', now)).toBe('—');
   });
 
-  it('shows a session error as "type: message" plus its other fields', () => {
-    expect(formatSessionError({ type: 'InstallError', message: 'npm failed' })).toBe(
-      'InstallError: npm failed',
-    );
-    expect(formatSessionError({ message: 'boom', code: 1 })).toBe('boom\n{\n  "code": 1\n}');
+  it('splits a session error into type, message and its other fields', () => {
+    expect(describeSessionError({ type: 'InstallError', message: 'npm failed' })).toEqual({
+      type: 'InstallError',
+      message: 'npm failed',
+      details: '',
+    });
+    expect(describeSessionError({ message: 'boom', code: 1 })).toEqual({
+      type: 'Error',
+      message: 'boom',
+      details: '{\n  "code": 1\n}',
+    });
+    expect(describeSessionError({ type: 42, message: { nested: true } })).toMatchObject({
+      type: '42',
+      message: '{"nested":true}',
+    });
+  });
+
+  it('formats a start time to the second, in UTC when asked', () => {
+    expect(formatTimestamp('2026-03-04T05:06:07.890Z', { utc: true })).toBe('2026-03-04 05:06:07');
+    expect(formatTimestamp('yesterday')).toBe('—');
+  });
+
+  it("reads the CLI's event plan as rows, and nothing else", () => {
+    expect(
+      eventPlanEntries({
+        events: [
+          { name: 'user_signed_up', description: 'A new account was created' },
+          { name: 'checkout_started' },
+        ],
+      }),
+    ).toEqual([
+      { name: 'user_signed_up', description: 'A new account was created' },
+      { name: 'checkout_started', description: '' },
+    ]);
+    expect(eventPlanEntries({ events: [{ description: 'no name' }] })).toBeUndefined();
+    expect(eventPlanEntries({ plan: 'free text' })).toBeUndefined();
   });
 
   it('reads what to follow from the URL, never a key', () => {
@@ -60,45 +92,5 @@ describe('what the dashboard shows', () => {
         prompts: ['Which events?', 'Where?'],
       }),
     ).toEqual({ summary: '2 questions waiting', prompts: ['Which events?', 'Where?'] });
-  });
-
-  it('keeps following the latest session when an older one of the workflow updates', () => {
-    const base = {
-      team_id: 1,
-      workflow_id: 'wf',
-      skill_id: 'setup',
-      run_phase: 'running' as const,
-      tasks: [],
-      event_plan: null,
-      error: null,
-      pending_input: null,
-      handoff_text: null,
-      created_by: null,
-      updated_at: '2026-01-01T00:30:00.000Z',
-      is_stale: false,
-      version: 1,
-    };
-    const shown = {
-      ...base,
-      session_id: 'new',
-      started_at: '2026-01-01T00:10:00.000Z',
-      created_at: '2026-01-01T00:10:01.000Z',
-    };
-    const older = {
-      ...base,
-      session_id: 'old',
-      started_at: '2026-01-01T00:00:00.000Z',
-      created_at: '2026-01-01T00:00:01.000Z',
-      is_stale: true,
-      version: 7,
-    };
-    expect(replacesShownSession(older, shown)).toBe(false);
-    expect(replacesShownSession(shown, older)).toBe(true);
-    expect(replacesShownSession(older, undefined)).toBe(true);
-    expect(replacesShownSession({ ...shown, version: 2 }, shown)).toBe(true);
-    // Same start: the later-created session is the latest, as for the API's `latest` call.
-    const twin = { ...older, started_at: shown.started_at, created_at: '2026-01-01T00:10:02.000Z' };
-    expect(replacesShownSession(twin, shown)).toBe(true);
-    expect(replacesShownSession(shown, twin)).toBe(false);
   });
 });
