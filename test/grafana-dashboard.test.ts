@@ -6,7 +6,7 @@ import { sessionsUrl, streamUrl } from '@wizard-stream/contracts';
 import { type SeededMember, seedTeamWithMember } from '@wizard-stream/db';
 import { createTestDatabase, NatsServer, type TestDatabase, until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findObject, renderKustomization, validateAgainstApiSchema } from './helpers/manifests.js';
+import { findObject, renderKustomization, validateAgainstApiSchema } from './support/manifests.js';
 import { parseExposition, type ScrapedSeries, whySelectorMisses } from './src/exposition.js';
 import {
   awaitAllConnectedToNats,

@@ -1,6 +1,6 @@
 import type { Session, SessionListPage } from '@wizard-stream/client';
 
-/** The list API's order (SPEC §5): later `started_at` first, then later `created_at`. */
+/** The list API's order (docs/api.md): later `started_at` first, then later `created_at`. */
 export function compareNewestFirst(a: Session, b: Session): number {
   const started = Date.parse(b.started_at) - Date.parse(a.started_at);
   if (started !== 0) return started;
