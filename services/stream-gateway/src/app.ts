@@ -1,5 +1,5 @@
 import cors from '@fastify/cors';
-import { BusConnection } from '@wizard-stream/bus';
+import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
 import { errorsPlugin } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -40,7 +40,7 @@ export async function buildGateway(
     requestIdHeader: 'x-request-id',
   });
 
-  const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });
+  const bus = new BusConnection({ ...busOptionsOf(config), name: 'stream-gateway', logger: app.log });
   const registry = new StreamRegistry(config);
   let hub: SubscriptionHub | undefined;
   const metrics = new GatewayMetrics(() => ({
@@ -50,6 +50,7 @@ export async function buildGateway(
     bufferedBytes: () => registry.bufferedBytes(),
     natsConnected: bus.isConnected(),
   }));
+  registerBusMetrics(bus, metrics.registry);
   hub = new SubscriptionHub(bus, metrics, app.log);
   const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);
   const state: GatewayState = { config, bus, hub, registry, snapshots, metrics, draining: false };
