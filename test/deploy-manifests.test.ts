@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import {
 } from '@wizard-stream/testkit';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NATS_USERS } from '../scripts/stack/nats-config.js';
 import { streamGatewayEnvSchema } from '../services/stream-gateway/src/config.js';
 import { writeApiConfigSchema } from '../services/write-api/src/config.js';
 import { type BundleProcess, buildBundle, runBundle, stopBundle } from './support/bundles.js';
@@ -29,13 +30,22 @@ import {
   validateAgainstApiSchema,
   workloads,
 } from './support/manifests.js';
+import { createNatsCerts } from './support/nats-certs.js';
+import { admits, type PolicyPeer, type PolicyTarget } from './support/network-policies.js';
 
 const run = promisify(execFile);
 
 /** Secrets the manifests reference but that are created out of band, per overlay. */
+const NATS_CERT_SECRETS = ['nats-tls', 'write-api-nats-tls', 'stream-gateway-nats-tls'];
 const EXTERNAL_SECRETS: Record<string, string[]> = {
-  dev: ['wizard-stream-database', 'wizard-stream-tls'],
-  production: ['wizard-stream-database', 'wizard-stream-tls', 'wizard-stream-secrets'],
+  dev: ['wizard-stream-database', 'wizard-stream-tls', ...NATS_CERT_SECRETS],
+  production: [
+    'wizard-stream-database',
+    'wizard-stream-tls',
+    'wizard-stream-secrets',
+    'wizard-stream-nats',
+    ...NATS_CERT_SECRETS,
+  ],
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: container specs are plain rendered data
@@ -240,11 +250,16 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
     ]) {
       expect(routeOf(url)?.path.backend.service.name, url).toBe('write-api');
     }
-    // Every backend names an existing Service port.
+    // Every backend names an existing Service port, and none is write-api's internal read path.
     for (const { path } of rules) {
       const service = findObject(objects, 'Service', path.backend.service.name);
       const ports = service.spec.ports.map((port: { name: string }) => port.name);
       expect(ports).toContain(path.backend.service.port.name);
+      expect(path.backend.service.port.name).toBe('http');
+      const port = service.spec.ports.find(
+        (p: { name: string }) => p.name === path.backend.service.port.name,
+      );
+      expect(port.targetPort).toBe('http');
     }
   });
 
@@ -263,6 +278,136 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
     expect(routes.sort()).toEqual(
       [0, 1, 2].map((ordinal) => `${nats.metadata.name}-${ordinal}.${nats.spec.serviceName}`),
     );
+  });
+
+  it('lets only the Ingress controller reach the public ports, only the gateways the internal one, only the services NATS and only NATS its routes', () => {
+    const namespace = overlay === 'dev' ? 'wizard-stream-dev' : 'wizard-stream';
+    const inNamespace = (podLabels: Record<string, string>, name = namespace): PolicyPeer => ({
+      namespace: name,
+      namespaceLabels: { 'kubernetes.io/metadata.name': name },
+      podLabels,
+    });
+    const podOf = (workload: K8sObject): PolicyTarget => ({
+      ...inNamespace(workload.spec.template.metadata.labels),
+      ports: containersOf(workload).flatMap((container) => container.ports ?? []),
+    });
+    const nats = podOf(findObject(objects, 'StatefulSet', 'nats'));
+    const api = podOf(writeApi);
+    const gw = podOf(gateway);
+    const migrate = podOf(findObject(objects, 'Job', 'write-api-migrate'));
+    const peers = {
+      ingress: inNamespace({ 'app.kubernetes.io/name': 'ingress-nginx' }, 'ingress-nginx'),
+      prometheus: inNamespace({ 'app.kubernetes.io/name': 'prometheus' }, 'monitoring'),
+      writeApi: api,
+      gateway: gw,
+      nats,
+      migrate,
+      // Any other pod: one of the same namespace, and a pod of another namespace with the services' labels.
+      stranger: inNamespace({ 'app.kubernetes.io/name': 'debug-shell' }),
+      impostor: inNamespace({ 'app.kubernetes.io/name': 'stream-gateway' }, 'default'),
+    };
+    const allowedFrom = (to: PolicyTarget, port: string) =>
+      Object.entries(peers)
+        .filter(([, from]) => admits(objects, from, to, port))
+        .map(([name]) => name)
+        .sort();
+
+    expect(allowedFrom(api, 'http')).toEqual(['gateway', 'ingress', 'prometheus']);
+    expect(allowedFrom(api, 'internal')).toEqual(['gateway']);
+    expect(allowedFrom(gw, 'http')).toEqual(['ingress', 'prometheus']);
+    expect(allowedFrom(nats, 'client')).toEqual(['gateway', 'writeApi']);
+    expect(allowedFrom(nats, 'cluster')).toEqual(['nats']);
+    expect(allowedFrom(nats, 'monitor')).toEqual([]);
+    // The default deny: a pod no other policy names accepts nothing.
+    expect(allowedFrom({ ...peers.stranger, ports: [{ name: 'http', containerPort: 80 }] }, 'http')).toEqual(
+      [],
+    );
+    expect(allowedFrom({ ...migrate, ports: [{ name: 'any', containerPort: 8000 }] }, 'any')).toEqual([]);
+  });
+
+  it("exposes write-api's internal read path as its own Service port that no Ingress routes to", () => {
+    const [container] = containersOf(writeApi);
+    expect(container.ports).toContainEqual({ name: 'internal', containerPort: 8002, protocol: 'TCP' });
+    const service = findObject(objects, 'Service', 'write-api');
+    expect(service.spec.ports).toContainEqual({
+      name: 'internal',
+      port: 8002,
+      targetPort: 'internal',
+      protocol: 'TCP',
+    });
+    const backends = objects
+      .filter((object) => object.kind === 'Ingress')
+      .flatMap((ingress) => ingress.spec.rules.flatMap((rule: Container) => rule.http.paths))
+      .map((path: Container) => path.backend.service.port);
+    expect(backends.length).toBeGreaterThan(0);
+    for (const port of backends) expect([port.name, port.number]).not.toContain('internal');
+    for (const port of backends) expect(port.number).not.toBe(8002);
+  });
+
+  it('runs NATS with TLS (verified client certificates) on clients and routes, and no anonymous user', () => {
+    const nats = findObject(objects, 'StatefulSet', 'nats');
+    const config = findObject(objects, 'ConfigMap', 'nats-config').data?.['nats.conf'] ?? '';
+    const tlsBlocks = [...config.matchAll(/tls \{([^}]*)\}/g)].map((match) => match[1] ?? '');
+    expect(tlsBlocks).toHaveLength(2);
+    const clusterBlock = config.slice(config.indexOf('cluster {'));
+    expect(clusterBlock).toContain(`tls {${tlsBlocks[1]}}`);
+    const [natsContainer] = containersOf(nats);
+    const mount = natsContainer.volumeMounts.find((m: Container) => m.mountPath === '/etc/nats-tls');
+    const volume = podSpecOf(nats).volumes.find((v: Container) => v.name === mount?.name);
+    expect(volume?.secret?.secretName).toBe('nats-tls');
+    for (const block of tlsBlocks) {
+      expect(block).toMatch(/verify: true/);
+      for (const [key, file] of [
+        ['cert_file', 'tls.crt'],
+        ['key_file', 'tls.key'],
+        ['ca_file', 'ca.crt'],
+      ]) {
+        expect(block).toContain(`${key}: "/etc/nats-tls/${file}"`);
+      }
+    }
+    expect(config).toMatch(/authorization \{\s*users = \[/);
+    expect(config).not.toMatch(/no_auth_user/);
+  });
+
+  it("gives write-api and the gateways each their own NATS login, certificate and npm start's permissions", () => {
+    const nats = findObject(objects, 'StatefulSet', 'nats');
+    const config = findObject(objects, 'ConfigMap', 'nats-config').data?.['nats.conf'] ?? '';
+    const users = [...config.matchAll(/user: "([\w-]+)"\s+password: \$(\w+)\s+permissions: (\{.*\})\n/g)].map(
+      ([, user, passwordVariable, permissions]) => ({
+        user,
+        passwordVariable,
+        // nats.conf's unquoted keys, quoted: the line is then JSON.
+        permissions: JSON.parse(String(permissions).replace(/(\w+):/g, '"$1":')),
+      }),
+    );
+    expect(users.map((entry) => entry.user).sort()).toEqual(['stream-gateway', 'write-api']);
+    const [natsContainer] = containersOf(nats);
+    for (const [deployment, expected] of [
+      [writeApi, NATS_USERS.writeApi],
+      [gateway, NATS_USERS.gateway],
+    ] as const) {
+      const entry = users.find((candidate) => candidate.user === expected.user);
+      expect(entry?.permissions, expected.user).toEqual(expected.permissions);
+      const [container] = containersOf(deployment);
+      const env = (name: string) => container.env.find((e: { name: string }) => e.name === name);
+      expect(env('NATS_USER')?.value).toBe(expected.user);
+      // The service's password and the one the server checks are the same Secret key.
+      const served = natsContainer.env.find((e: { name: string }) => e.name === entry?.passwordVariable);
+      expect(served?.valueFrom?.secretKeyRef).toBeDefined();
+      expect(env('NATS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual(served.valueFrom.secretKeyRef);
+      // Its own client certificate, mounted where NATS_TLS_* point.
+      const files = ['NATS_TLS_CA_FILE', 'NATS_TLS_CERT_FILE', 'NATS_TLS_KEY_FILE'].map((name) =>
+        envValue(objects, container, name),
+      );
+      expect(files).toEqual(['/etc/nats-tls/ca.crt', '/etc/nats-tls/tls.crt', '/etc/nats-tls/tls.key']);
+      const mount = container.volumeMounts.find((m: Container) => m.mountPath === '/etc/nats-tls');
+      const volume = podSpecOf(deployment).volumes.find((v: Container) => v.name === mount?.name);
+      expect(volume?.secret?.secretName).toBe(`${deployment.metadata.name}-nats-tls`);
+    }
+    expect(envValue(objects, containersOf(writeApi)[0], 'NATS_PASSWORD')).toBeUndefined();
+    // The migrations Job needs no NATS login.
+    const [migrate] = containersOf(findObject(objects, 'Job', 'write-api-migrate'));
+    expect((migrate.env ?? []).map((e: { name: string }) => e.name)).not.toContain('NATS_PASSWORD');
   });
 
   it('runs every container as a non-root user without privilege escalation', () => {
@@ -307,27 +452,48 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
           if (source.configMapRef) findObject(objects, 'ConfigMap', source.configMapRef.name);
         }
       }
+      for (const volume of podSpecOf(workload).volumes ?? []) {
+        if (volume.secret && !external.includes(volume.secret.secretName)) {
+          findObject(objects, 'Secret', volume.secret.secretName);
+        }
+      }
     }
   });
 });
 
 describe('the NATS configuration', () => {
-  it('is accepted by nats-server for each pod name', async () => {
+  it('is accepted by nats-server for each pod name, with the Secrets it reads', async () => {
     const objects = await renderKustomization('deploy/k8s/overlays/production');
-    const config = findObject(objects, 'ConfigMap', 'nats-config').data?.['nats.conf'] ?? '';
+    const certs = await createNatsCerts('wizard-stream');
     const dir = await mkdtemp(join(tmpdir(), 'nats-conf-'));
     try {
+      // The files of Secret nats-tls where the pods mount them, and the passwords of Secret wizard-stream-nats.
+      const mounted = join(dir, 'nats-tls');
+      await mkdir(mounted);
+      await copyFile(certs.server.caFile, join(mounted, 'ca.crt'));
+      await copyFile(certs.server.certFile, join(mounted, 'tls.crt'));
+      await copyFile(certs.server.keyFile, join(mounted, 'tls.key'));
+      const config = (findObject(objects, 'ConfigMap', 'nats-config').data?.['nats.conf'] ?? '').replaceAll(
+        '/etc/nats-tls/',
+        `${mounted}/`,
+      );
       const file = join(dir, 'nats.conf');
       await writeFile(file, config);
       expect(NATS_SERVER_BINARY).toBeDefined();
       for (const pod of ['nats-0', 'nats-1', 'nats-2']) {
         const { stdout, stderr } = await run(NATS_SERVER_BINARY ?? 'nats-server', ['-t', '-c', file], {
-          env: { ...process.env, SERVER_NAME: pod },
+          env: {
+            ...process.env,
+            SERVER_NAME: pod,
+            WRITE_API_NATS_PASSWORD: 'p-write-api-password',
+            STREAM_GATEWAY_NATS_PASSWORD: 'p-stream-gateway-password',
+          },
         });
         expect(`${stdout}${stderr}`).toContain('is valid');
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+      await certs.dispose();
     }
   }, 30_000);
 });
@@ -383,6 +549,8 @@ describe('the Prometheus alert rules', () => {
     const serviceMetrics = [
       await readFile(join(REPO_ROOT, 'services', 'write-api', 'src', 'metrics.ts'), 'utf8'),
       await readFile(join(REPO_ROOT, 'services', 'stream-gateway', 'src', 'metrics.ts'), 'utf8'),
+      // Registered by both services.
+      await readFile(join(REPO_ROOT, 'packages', 'bus', 'src', 'metrics.ts'), 'utf8'),
     ].join('\n');
     for (const alert of alerts) {
       expect(alert.alert).toMatch(/^Wizard[A-Za-z0-9]+$/);
@@ -403,6 +571,7 @@ describe('the Prometheus alert rules', () => {
         'WizardRelayBacklogAging',
         'WizardSlowClientClosesHigh',
         'WizardWriteApiNatsDisconnected',
+        'WizardNatsRefusals',
       ]),
     );
   });

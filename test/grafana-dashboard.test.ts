@@ -6,7 +6,6 @@ import { sessionsUrl, streamUrl } from '@wizard-stream/contracts';
 import { type SeededMember, seedTeamWithMember } from '@wizard-stream/db';
 import { createTestDatabase, NatsServer, type TestDatabase, until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findObject, renderKustomization, validateAgainstApiSchema } from './support/manifests.js';
 import { parseExposition, type ScrapedSeries, whySelectorMisses } from './src/exposition.js';
 import {
   awaitAllConnectedToNats,
@@ -19,6 +18,7 @@ import {
 import { REPO_ROOT } from './src/local-stack.js';
 import { expandGrafanaVariables, vectorSelectors } from './src/promql.js';
 import { required } from './src/required.js';
+import { findObject, renderKustomization, validateAgainstApiSchema } from './support/manifests.js';
 
 const DASHBOARD_PATH = join(REPO_ROOT, 'deploy', 'grafana', 'wizard-stream.json');
 const INTERNAL_API_TOKEN = 'grafana-test-internal-token-0123456789';

@@ -1,7 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect, headers as natsHeaders } from '@nats-io/transport-node';
+import { BusConnection, subscribeSessions } from '@wizard-stream/bus';
 import { createPushClient, type Session, type Subscription, subscribe } from '@wizard-stream/client';
+import { NATS_HEADERS, sessionSubject } from '@wizard-stream/contracts';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from './src/local-stack.js';
@@ -166,6 +169,74 @@ describe('npm start (local stack)', () => {
     } finally {
       large.close();
       await large.closed;
+    }
+  }, 30_000);
+
+  it("refuses the forged publisher and the sniffing subscriber on its nats-server; team 2's stream gets only real updates", async () => {
+    const team = required(stack.credentials.teams[1], 'team 2');
+    const natsUrl = required(
+      /nats-server\s+(nats:\/\/127\.0\.0\.1:\d+)/.exec(stack.output())?.[1],
+      'the NATS URL',
+    );
+    const secrets = JSON.parse(await readFile(join(stack.directory, '.data', 'secrets.json'), 'utf8'));
+    const received: Session[] = [];
+    const stream = subscribe({
+      baseUrl: stack.url,
+      projectId: team.id,
+      workflowId: 'relay',
+      credentials: { apiKey: team.api_key },
+      onSession: (session) => received.push(session),
+    });
+    const forger = new BusConnection({
+      url: natsUrl,
+      name: 'e2e-forger',
+      user: 'stream-gateway',
+      password: secrets.nats_gateway_password,
+    });
+    const sniffer = new BusConnection({
+      url: natsUrl,
+      name: 'e2e-sniffer',
+      user: 'write-api',
+      password: secrets.nats_write_api_password,
+    });
+    try {
+      await until(() => stream.state === 'open', { timeoutMs: 10_000, what: 'the stream to open' });
+      // Anyone on the network without a login.
+      await expect(connect({ servers: natsUrl, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization/);
+      // A leaked gateway login cannot publish: the forged frame of issue 10.
+      const headers = natsHeaders();
+      headers.set(NATS_HEADERS.sessionId, 'forged');
+      headers.set(NATS_HEADERS.version, '999999');
+      const forged = { session_id: 'forged', workflow_id: 'relay', skill_id: 's', version: 999999 };
+      (await forger.ready()).publish(sessionSubject(team.id, 'relay', 's'), JSON.stringify(forged), {
+        headers,
+      });
+      await until(() => forger.refusals().publish === 1, { what: 'the forged publish to be refused' });
+      // A leaked write-api login cannot read every team's sessions.
+      await subscribeSessions(sniffer, 'wizard.>', () => {});
+      await until(() => sniffer.refusals().subscribe === 1, {
+        what: 'the sniffing subscription to be refused',
+      });
+
+      const push = createPushClient({ baseUrl: stack.url, projectId: team.id, apiKey: team.api_key });
+      await push.upsert({
+        session_id: 'real',
+        workflow_id: 'relay',
+        skill_id: 's',
+        started_at: new Date().toISOString(),
+        run_phase: 'running',
+        tasks: [],
+      });
+      await until(() => received.some((session) => session.session_id === 'real'), {
+        timeoutMs: 5000,
+        what: 'the real update on the stream',
+      });
+      expect(received.map((session) => [session.session_id, session.version])).toEqual([['real', 1]]);
+    } finally {
+      stream.close();
+      await stream.closed;
+      await forger.close();
+      await sniffer.close();
     }
   }, 30_000);
 

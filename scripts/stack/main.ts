@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { type Child, Supervisor } from './children.js';
 import { startEdgeProxy } from './edge-proxy.js';
+import { localNatsLogins, NATS_TLS_VARIABLES, writeLocalNatsConfig } from './nats-config.js';
 import { freePort, portIsFree, waitForHealthy, waitForPort } from './net.js';
 import {
   loadOrCreateSecrets,
@@ -186,11 +186,8 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     if (!natsUrl) {
       const natsBinary = NATS_SERVER_PATHS.find((path) => existsSync(path)) ?? 'nats-server';
       const natsPort = await freePort();
-      // A session may be as large as the 1 MiB body limit, and its message adds the DTO's own fields and
-      // headers: the server's default max_payload (1 MiB) would refuse such a publish.
       const natsConfig = join(paths.dataDir, 'nats.conf');
-      await mkdir(paths.dataDir, { recursive: true });
-      await writeFile(natsConfig, 'max_payload: 2MB\n');
+      await writeLocalNatsConfig(natsConfig, secrets);
       natsChild = supervisor.start({
         name: 'nats-server',
         command: natsBinary,
@@ -203,6 +200,9 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
       await waitForPort(natsPort, { timeoutMs: 10_000, gaveUp: () => exitReason(nats) });
     }
     base.NATS_URL = natsUrl;
+    // Our own nats-server gets the logins of .data/secrets.json; the user's NATS_URL keeps the user's NATS_* settings.
+    const natsLogins = natsChild ? localNatsLogins(secrets) : undefined;
+    if (natsLogins) for (const name of NATS_TLS_VARIABLES) delete base[name];
 
     const tsxService = (name: string, entry: string, port: number, extra: NodeJS.ProcessEnv = {}) =>
       supervisor.start({
@@ -215,7 +215,12 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
 
     const writeApiPort = await freePort();
     const writeApiUrl = `http://${HOST}:${writeApiPort}`;
-    const writeApi = tsxService('write-api', 'services/write-api/src/main.ts', writeApiPort);
+    const writeApi = tsxService(
+      'write-api',
+      'services/write-api/src/main.ts',
+      writeApiPort,
+      natsLogins?.writeApi,
+    );
     await waitForHealthy(`${writeApiUrl}/healthz`, {
       timeoutMs: STARTUP_TIMEOUT_MS,
       gaveUp: () => exitReason(writeApi),
@@ -226,6 +231,7 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
       const port = await freePort();
       const child = tsxService(name, 'services/stream-gateway/src/main.ts', port, {
         WRITE_API_URL: writeApiUrl,
+        ...natsLogins?.gateway,
       });
       gateways.push({ child, url: `http://${HOST}:${port}` });
     }

@@ -17,11 +17,21 @@ export interface StackCredentials {
   teams: TeamCredential[];
 }
 
-/** Generated once so that stream tokens and the gateways' internal token stay valid across restarts. */
+/** Generated once so that stream tokens, the gateways' internal token and the NATS logins stay valid across restarts. */
 export interface StackSecrets {
   stream_token_secret: string;
   internal_api_token: string;
+  /** write-api's and the gateways' passwords on the local nats-server (scripts/stack/nats-config.ts). */
+  nats_write_api_password: string;
+  nats_gateway_password: string;
 }
+
+const SECRET_GENERATORS: { [Name in keyof StackSecrets]: () => string } = {
+  stream_token_secret: () => randomBytes(32).toString('hex'),
+  internal_api_token: () => randomBytes(24).toString('hex'),
+  nats_write_api_password: () => randomBytes(24).toString('hex'),
+  nats_gateway_password: () => randomBytes(24).toString('hex'),
+};
 
 export function stackPaths(root: string) {
   const dataDir = join(root, '.data');
@@ -54,15 +64,15 @@ export async function readCredentials(path: string): Promise<StackCredentials | 
   return readJson<StackCredentials>(path);
 }
 
+/** Keeps every secret already saved and generates only the missing ones (a newer stack may add some). */
 export async function loadOrCreateSecrets(path: string): Promise<StackSecrets> {
-  const existing = await readJson<Partial<StackSecrets>>(path);
-  if (existing?.stream_token_secret && existing.internal_api_token) {
-    return existing as StackSecrets;
-  }
-  const secrets: StackSecrets = {
-    stream_token_secret: randomBytes(32).toString('hex'),
-    internal_api_token: randomBytes(24).toString('hex'),
-  };
+  const existing = (await readJson<Partial<StackSecrets>>(path)) ?? {};
+  const missing = (Object.keys(SECRET_GENERATORS) as (keyof StackSecrets)[]).filter(
+    (name) => !existing[name],
+  );
+  if (missing.length === 0) return existing as StackSecrets;
+  const secrets = { ...existing } as StackSecrets;
+  for (const name of missing) secrets[name] = SECRET_GENERATORS[name]();
   await writeJson(path, secrets);
   return secrets;
 }

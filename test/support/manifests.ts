@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Job } from 'kubernetes-models/batch/v1';
-import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
+import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
@@ -63,6 +63,7 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'networking.k8s.io/v1/Ingress': Ingress,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 /**
@@ -99,4 +100,38 @@ export function workloads(objects: K8sObject[]): K8sObject[] {
 /** Turns an ingress-nginx regex path into the (case-insensitive, prefix-anchored) pattern nginx applies. */
 export function nginxRegexLocation(path: string): RegExp {
   return new RegExp(`^${path}`, 'i');
+}
+
+/**
+ * The environment a container of `workload` starts with, resolved in the render: plain values, Secret
+ * and ConfigMap keys (the Secrets created out of band are missing, so are their variables) and envFrom
+ * ConfigMaps. Field references (the pod's name, …) are left out.
+ */
+export function containerEnv(
+  objects: K8sObject[],
+  workload: K8sObject,
+  name: string,
+): Record<string, string> {
+  // biome-ignore lint/suspicious/noExplicitAny: container specs are plain rendered data
+  const container = podSpecOf(workload)?.containers?.find((candidate: any) => candidate.name === name);
+  if (!container) throw new Error(`${workload.kind} ${workload.metadata.name} has no container ${name}`);
+  const keyOf = (kind: string, ref: { name: string; key: string }) => {
+    const object = objects.find(
+      (candidate) => candidate.kind === kind && candidate.metadata.name === ref.name,
+    );
+    return { ...object?.data, ...object?.stringData }[ref.key];
+  };
+  const env: Record<string, string> = {};
+  for (const source of container.envFrom ?? []) {
+    if (source.configMapRef)
+      Object.assign(env, findObject(objects, 'ConfigMap', source.configMapRef.name).data);
+  }
+  for (const entry of container.env ?? []) {
+    const value =
+      entry.value ??
+      (entry.valueFrom?.secretKeyRef && keyOf('Secret', entry.valueFrom.secretKeyRef)) ??
+      (entry.valueFrom?.configMapKeyRef && keyOf('ConfigMap', entry.valueFrom.configMapKeyRef));
+    if (value !== undefined) env[entry.name] = value;
+  }
+  return env;
 }

@@ -1,8 +1,32 @@
-import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
+import {
+  AuthorizationError,
+  connect,
+  type NatsConnection,
+  PermissionViolationError,
+  type Status,
+} from '@nats-io/transport-node';
 
 export interface BusLogger {
   info(object: object, message: string): void;
   warn(object: object, message: string): void;
+  error(object: object, message: string): void;
+}
+
+/** TLS to the servers: the CA that signed their certificate, and this client's own when they verify clients. */
+export interface BusTls {
+  caFile: string;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+
+/** What the servers refused this connection so far: a wrong credential or a missing permission. */
+export interface BusRefusals {
+  /** Logins refused (wrong or unknown user or password). */
+  login: number;
+  /** Publishes refused by the user's permissions: the server drops them, the client never throws. */
+  publish: number;
+  /** Subscriptions refused by the user's permissions: they receive nothing. */
+  subscribe: number;
 }
 
 export interface BusOptions {
@@ -11,6 +35,11 @@ export interface BusOptions {
   /** The connection name the server shows in its monitoring. */
   name: string;
   logger?: BusLogger;
+  /** The login of nats-server's `authorization { users }`; anonymous when unset. */
+  user?: string | undefined;
+  password?: string | undefined;
+  /** TLS when set (docs/operations.md#security); plain TCP otherwise. */
+  tls?: BusTls | undefined;
 }
 
 /** When the connection was lost (ms epoch; undefined if it never was): what was missed came after it. */
@@ -32,6 +61,7 @@ export class BusConnection {
   private closing = false;
   private readonly reconnectListeners = new Set<ReconnectListener>();
   private readonly firstConnect: Promise<NatsConnection>;
+  private readonly refused: BusRefusals = { login: 0, publish: 0, subscribe: 0 };
 
   constructor(private readonly options: BusOptions) {
     this.firstConnect = this.open();
@@ -51,7 +81,12 @@ export class BusConnection {
         return await this.connectOnce();
       } catch (error) {
         if (this.closing) throw error;
-        this.options.logger?.warn({ err: error, url: this.options.url }, 'nats not reachable yet; retrying');
+        if (error instanceof AuthorizationError) this.onRefusedLogin(error);
+        else
+          this.options.logger?.warn(
+            { err: error, url: this.options.url },
+            'nats not reachable yet; retrying',
+          );
         await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
         delayMs = Math.min(delayMs * 2, 2000);
       }
@@ -67,6 +102,16 @@ export class BusConnection {
       reconnectJitter: 250,
       pingInterval: 5000,
       maxPingOut: 2,
+      // ignoreAuthErrorAbort stays off: with it, a first connect to a cluster with a refused login cycles
+      // through the servers it learnt and never returns, so nothing would log the refusal.
+      ...(this.options.user !== undefined && { user: this.options.user, pass: this.options.password }),
+      ...(this.options.tls && {
+        tls: {
+          caFile: this.options.tls.caFile,
+          ...(this.options.tls.certFile && { certFile: this.options.tls.certFile }),
+          ...(this.options.tls.keyFile && { keyFile: this.options.tls.keyFile }),
+        },
+      }),
     });
     if (this.closing) {
       await connection.close();
@@ -97,8 +142,42 @@ export class BusConnection {
         break;
       case 'close':
         this.isUp = false;
+        // The client gives up by itself only after its login was refused twice in a row on a reconnect.
+        if (!this.closing) {
+          this.options.logger?.error(
+            { url: this.options.url, user: this.options.user ?? '(anonymous)' },
+            'nats connection closed for good after refused logins: this service stays unready until restarted with a NATS_PASSWORD the servers accept',
+          );
+        }
+        break;
+      case 'error':
+        if (status.error instanceof PermissionViolationError) this.onPermissionViolation(status.error);
+        else if (status.error instanceof AuthorizationError) this.onRefusedLogin(status.error);
         break;
     }
+  }
+
+  private onRefusedLogin(error: AuthorizationError): void {
+    this.refused.login++;
+    this.options.logger?.error(
+      { err: error, url: this.options.url, user: this.options.user ?? '(anonymous)' },
+      'nats refused the login: check NATS_USER and NATS_PASSWORD against the server; retrying',
+    );
+  }
+
+  /** The server answers a forbidden publish with an error on the connection only, never on the call. */
+  private onPermissionViolation(error: PermissionViolationError): void {
+    const operation = error.operation === 'publish' ? 'publish' : 'subscribe';
+    this.refused[operation]++;
+    this.options.logger?.error(
+      { err: error, user: this.options.user ?? '(anonymous)', subject: error.subject, operation },
+      `nats refused to let this service ${operation} on ${error.subject}: its user lacks the permission`,
+    );
+  }
+
+  /** Counts of what the servers refused since the start (for the services' metrics). */
+  refusals(): Readonly<BusRefusals> {
+    return this.refused;
   }
 
   /** Resolves with the connection once the first server answered. */

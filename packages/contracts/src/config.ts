@@ -69,6 +69,19 @@ export function envSecret(minLength: number): z.ZodType<string | undefined> {
   return schema;
 }
 
+/**
+ * How a service logs in to NATS and encrypts the connection (docs/operations.md#security). All optional:
+ * anonymous over plain TCP when unset, TLS when NATS_TLS_CA_FILE is set. The rules between them are
+ * `refineNatsEnv`'s.
+ */
+const natsAuthEnv = {
+  NATS_USER: envString(),
+  NATS_PASSWORD: envSecret(8),
+  NATS_TLS_CA_FILE: envString(),
+  NATS_TLS_CERT_FILE: envString(),
+  NATS_TLS_KEY_FILE: envString(),
+};
+
 /** The settings both services read, with one default and one rule each. */
 export function serviceEnv(defaultPort: number) {
   return {
@@ -79,7 +92,38 @@ export function serviceEnv(defaultPort: number) {
     INTERNAL_API_TOKEN: envSecret(16),
     CORS_ORIGINS: envList(),
     LOG_LEVEL: envLogLevel(),
+    ...natsAuthEnv,
   };
+}
+
+type NatsAuthEnv = { [Name in keyof typeof natsAuthEnv]: string | undefined };
+
+/**
+ * The rules between the NATS_* variables, for a service schema's `.superRefine`: a user needs its
+ * password and the other way round, a client certificate needs its key, and both need the CA (a client
+ * certificate is only sent over TLS, which NATS_TLS_CA_FILE turns on).
+ */
+export function refineNatsEnv(env: NatsAuthEnv, context: z.RefinementCtx): void {
+  const issue = (name: keyof NatsAuthEnv, message: string) =>
+    context.addIssue({ code: 'custom', path: [name], message });
+  if (env.NATS_USER !== undefined && env.NATS_PASSWORD === undefined) {
+    issue('NATS_USER', 'is set without NATS_PASSWORD');
+  }
+  if (env.NATS_PASSWORD !== undefined && env.NATS_USER === undefined) {
+    issue('NATS_PASSWORD', 'is set without NATS_USER');
+  }
+  if ((env.NATS_TLS_CERT_FILE === undefined) !== (env.NATS_TLS_KEY_FILE === undefined)) {
+    const [set, missing] =
+      env.NATS_TLS_CERT_FILE === undefined
+        ? (['NATS_TLS_KEY_FILE', 'NATS_TLS_CERT_FILE'] as const)
+        : (['NATS_TLS_CERT_FILE', 'NATS_TLS_KEY_FILE'] as const);
+    issue(set, `is set without ${missing} (a client certificate needs its key)`);
+  }
+  if (env.NATS_TLS_CA_FILE === undefined) {
+    for (const name of ['NATS_TLS_CERT_FILE', 'NATS_TLS_KEY_FILE'] as const) {
+      if (env[name] !== undefined) issue(name, 'is set without NATS_TLS_CA_FILE, which turns TLS on');
+    }
+  }
 }
 
 /** DATABASE_URL when set, otherwise PGlite files in PGLITE_DIR: what every entry point opening the database reads. */

@@ -16,6 +16,10 @@ export interface NatsServerOptions {
   /** Clients learn no other cluster node, so they stay disconnected while this one is down. */
   noAdvertise?: boolean;
   serverName?: string;
+  /** A nats-server config file (users, TLS, …); the port and cluster options above override its own. */
+  configFile?: string;
+  /** The server's environment: what a config file's `$NAME` references resolve to. */
+  env?: Record<string, string>;
 }
 
 /** A nats-server process owned by a test: stop and restart it to simulate an outage. */
@@ -46,7 +50,10 @@ export class NatsServer {
   async restart(): Promise<void> {
     if (this.process) return;
     if (!NATS_SERVER_BINARY) throw new Error('nats-server is not installed (apt-get install -y nats-server)');
-    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
+    const args = [
+      ...(this.options.configFile ? ['-c', this.options.configFile] : []),
+      ...['-a', '127.0.0.1', '-p', String(this.port)],
+    ];
     if (this.options.serverName) args.push('--name', this.options.serverName);
     if (this.options.cluster) {
       const { name, port, routes } = this.options.cluster;
@@ -54,7 +61,10 @@ export class NatsServer {
       if (routes.length > 0) args.push('--routes', routes.join(','));
     }
     if (this.options.noAdvertise) args.push('--no_advertise=true');
-    const child = spawn(NATS_SERVER_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(NATS_SERVER_BINARY, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(this.options.env && { env: { PATH: process.env.PATH ?? '', ...this.options.env } }),
+    });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);

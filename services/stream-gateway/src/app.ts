@@ -1,5 +1,5 @@
 import cors from '@fastify/cors';
-import { BusConnection } from '@wizard-stream/bus';
+import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
 import { errorsPlugin } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -41,8 +41,9 @@ export async function buildGateway(
   });
 
   const metrics = new GatewayMetrics();
-  const bus = new BusConnection({ url: config.natsUrl, name: 'stream-gateway', logger: app.log });
+  const bus = new BusConnection({ ...busOptionsOf(config), name: 'stream-gateway', logger: app.log });
   metrics.gauge('natsConnected', () => (bus.isConnected() ? 1 : 0));
+  registerBusMetrics(bus, metrics.registry);
   const registry = new StreamRegistry(config, metrics.delivery, metrics);
   const hub = new SubscriptionHub(bus, metrics, app.log);
   const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);

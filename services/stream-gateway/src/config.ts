@@ -1,4 +1,12 @@
-import { camelCaseKeys, envBool, envInt, envUrl, loadConfig, serviceEnv } from '@wizard-stream/contracts';
+import {
+  camelCaseKeys,
+  envBool,
+  envInt,
+  envUrl,
+  loadConfig,
+  refineNatsEnv,
+  serviceEnv,
+} from '@wizard-stream/contracts';
 import { z } from 'zod';
 
 const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
@@ -15,6 +23,7 @@ export const streamGatewayEnvSchema = z
     STREAM_KILLSWITCH: envBool(false),
     SNAPSHOT_TIMEOUT_MS: envInt(5000, { min: 10, max: 120_000 }),
   })
+  .superRefine(refineNatsEnv)
   .transform(({ STREAM_KILLSWITCH, ...settings }) => ({
     ...camelCaseKeys(settings),
     killswitch: STREAM_KILLSWITCH,

@@ -1,5 +1,5 @@
 import cors from '@fastify/cors';
-import { BusConnection } from '@wizard-stream/bus';
+import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
 import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
 import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
 import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
@@ -70,7 +70,8 @@ export async function startWriteApi(
   if (config.migrateOnStart) await migrateToLatest(database.db);
 
   const metrics = createWriteApiMetrics();
-  const bus = new BusConnection({ url: config.natsUrl, name: 'write-api', logger: app.log });
+  const bus = new BusConnection({ ...busOptionsOf(config), name: 'write-api', logger: app.log });
+  registerBusMetrics(bus, metrics.registry);
   const serialize = sessionSerializer(config.staleAfterMs);
   const publisher = new SessionPublisher({ db: database.db, bus, metrics, logger: app.log, serialize });
   const relay = new Relay({

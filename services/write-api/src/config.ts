@@ -8,6 +8,7 @@ import {
   envInt,
   envString,
   loadConfig,
+  refineNatsEnv,
   serviceEnv,
 } from '@wizard-stream/contracts';
 import { z } from 'zod';
@@ -27,6 +28,7 @@ export const writeApiConfigSchema = z
     AUTH_CACHE_MS: envInt(5000, { min: 0 }),
     MIGRATE_ON_START: envBool(true),
   })
+  .superRefine(refineNatsEnv)
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({
     ...camelCaseKeys(settings),
     database: databaseLocation({ DATABASE_URL, PGLITE_DIR }),
