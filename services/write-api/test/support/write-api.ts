@@ -11,6 +11,7 @@ export function writeApiEnv(natsUrl: string, overrides: Record<string, string> =
     PORT: '0',
     LOG_LEVEL: 'silent',
     INTERNAL_API_TOKEN,
+    INTERNAL_PORT: '0',
     STREAM_TOKEN_SECRET: 'stream-token-secret-for-tests',
     MIGRATE_ON_START: '0',
     ...overrides,
