@@ -23,7 +23,7 @@ const STARTUP_TIMEOUT_MS = 90_000;
 const NATS_SERVER_PATHS = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'];
 
 /** Variables the stack assigns itself for each service; everything else in the environment passes through. */
-const ASSIGNED = ['PORT', 'HOST', 'WRITE_API_URL'] as const;
+const ASSIGNED = ['PORT', 'HOST', 'WRITE_API_URL', 'INTERNAL_PORT', 'WRITE_API_INTERNAL_URL'] as const;
 
 export interface LocalStackOptions {
   root: string;
@@ -215,7 +215,11 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
 
     const writeApiPort = await freePort();
     const writeApiUrl = `http://${HOST}:${writeApiPort}`;
-    const writeApi = tsxService('write-api', 'services/write-api/src/main.ts', writeApiPort);
+    // The gateways' re-snapshot listener, which the edge never routes to (docs/operations.md#security).
+    const internalPort = await freePort();
+    const writeApi = tsxService('write-api', 'services/write-api/src/main.ts', writeApiPort, {
+      INTERNAL_PORT: String(internalPort),
+    });
     await waitForHealthy(`${writeApiUrl}/healthz`, {
       timeoutMs: STARTUP_TIMEOUT_MS,
       gaveUp: () => exitReason(writeApi),
@@ -226,6 +230,7 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
       const port = await freePort();
       const child = tsxService(name, 'services/stream-gateway/src/main.ts', port, {
         WRITE_API_URL: writeApiUrl,
+        WRITE_API_INTERNAL_URL: `http://${HOST}:${internalPort}`,
       });
       gateways.push({ child, url: `http://${HOST}:${port}` });
     }
