@@ -31,9 +31,7 @@ export function redactUrl(url: string): string {
       const equals = parameter.indexOf('=');
       if (equals === -1) return parameter;
       const name = parameter.slice(0, equals);
-      return decodedName(name).toLowerCase() === STREAM_TOKEN_QUERY_PARAM
-        ? `${name}=[REDACTED]`
-        : parameter;
+      return decodedName(name).toLowerCase() === STREAM_TOKEN_QUERY_PARAM ? `${name}=[REDACTED]` : parameter;
     });
   return `${url.slice(0, start + 1)}${parameters.join('&')}`;
 }
