@@ -1,16 +1,16 @@
 import { ConfigError } from '@wizard-stream/contracts';
-import {
-  createApiKey,
-  createUser,
-  generateApiKey,
-  type SeededMember,
-  seedTeamWithMember,
-} from '@wizard-stream/db';
+import { createApiKey, createUser, generateApiKey, type SeededMember } from '@wizard-stream/db';
 import { createTestDatabase, DIALECTS, NatsServer, type TestDatabase } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '../src/index.js';
 import { SelectCounter } from './support/counting-plugin.js';
-import { INTERNAL_API_TOKEN, sessionBody, sessionsPath, writeApiEnv } from './support/write-api.js';
+import {
+  INTERNAL_API_TOKEN,
+  seedTwoTeams,
+  sessionBody,
+  sessionsPath,
+  writeApiEnv,
+} from './support/write-api.js';
 
 const AUTH_FAILURES_PER_MIN = 5;
 
@@ -30,11 +30,7 @@ describe.each(DIALECTS)('credentials and where they work (%s)', (dialect) => {
 
   beforeAll(async () => {
     [database, nats] = await Promise.all([createTestDatabase(dialect), NatsServer.start()]);
-    alice = await seedTeamWithMember(database.db, {
-      teamName: 'one',
-      email: `alice-${dialect}@example.test`,
-    });
-    bob = await seedTeamWithMember(database.db, { teamName: 'two', email: `bob-${dialect}@example.test` });
+    ({ alice, bob } = await seedTwoTeams(database, dialect));
     const env = writeApiEnv(nats.url, {
       AUTH_FAILURES_PER_MIN: String(AUTH_FAILURES_PER_MIN),
       AUTH_CACHE_MAX: '2',

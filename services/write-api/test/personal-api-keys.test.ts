@@ -5,7 +5,7 @@ import { createTestDatabase, DIALECTS, NatsServer, type TestDatabase, until } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningWriteApi } from '../src/index.js';
 import { MAX_KEYS_PER_USER } from '../src/keys/routes.js';
-import { sessionsPath, startTestWriteApi } from './support/write-api.js';
+import { seedTwoTeams, sessionsPath, startTestWriteApi } from './support/write-api.js';
 
 const ALL_SCOPES = Object.values(SCOPES);
 
@@ -25,11 +25,7 @@ describe.each(DIALECTS)('personal API keys over the API (%s)', (dialect) => {
 
   beforeAll(async () => {
     [database, nats] = await Promise.all([createTestDatabase(dialect), NatsServer.start()]);
-    alice = await seedTeamWithMember(database.db, {
-      teamName: 'one',
-      email: `alice-${dialect}@example.test`,
-    });
-    bob = await seedTeamWithMember(database.db, { teamName: 'two', email: `bob-${dialect}@example.test` });
+    ({ alice, bob } = await seedTwoTeams(database, dialect));
     admin = await createApiKey(database.db, alice.userId, ALL_SCOPES, 'admin');
     bobAdmin = await createApiKey(database.db, bob.userId, ALL_SCOPES, 'admin');
     const env = { RATE_LIMIT_PER_MIN: '100000', AUTH_FAILURES_PER_MIN: '100000' };

@@ -28,6 +28,19 @@ export function startTestWriteApi(
   return startWriteApi(loadWriteApiConfig(writeApiEnv(natsUrl, overrides)), { database, afterCommit });
 }
 
+/** Alice in team one and Bob in team two, each with a read+write key; `tag` keeps emails unique. */
+export async function seedTwoTeams(
+  database: TestDatabase,
+  tag: string,
+): Promise<{ alice: SeededMember; bob: SeededMember }> {
+  const alice = await seedTeamWithMember(database.db, {
+    teamName: 'one',
+    email: `alice-${tag}@example.test`,
+  });
+  const bob = await seedTeamWithMember(database.db, { teamName: 'two', email: `bob-${tag}@example.test` });
+  return { alice, bob };
+}
+
 let seeded = 0;
 
 /** A fresh team whose member holds a read+write key; unique emails so one database serves many. */
