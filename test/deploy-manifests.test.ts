@@ -263,6 +263,52 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
     }
   });
 
+  it("never routes the Ingress to write-api's internal listener, which only the gateways are pointed at", () => {
+    const [container] = containersOf(writeApi);
+    const internalPort = Number(envValue(objects, container, 'INTERNAL_PORT'));
+    expect(internalPort).toBeGreaterThan(0);
+    expect(internalPort).not.toBe(Number(envValue(objects, container, 'PORT')));
+    const containerPort = (name: string) =>
+      container.ports.find((port: { name: string }) => port.name === name)?.containerPort;
+    expect(containerPort('internal')).toBe(internalPort);
+
+    const service = findObject(objects, 'Service', 'write-api');
+    const servicePorts: { name: string; port: number; targetPort: string | number }[] = service.spec.ports;
+    const reachesInternal = (port: { targetPort: string | number }) =>
+      port.targetPort === 'internal' || Number(port.targetPort) === internalPort;
+    const internalServicePort = servicePorts.find(reachesInternal);
+    expect(internalServicePort?.name).toBe('internal');
+
+    // No Ingress path, whatever its host or backend port, ends on the internal listener.
+    const backends = objects
+      .filter((object) => object.kind === 'Ingress')
+      .flatMap((ingress) => [
+        ...(ingress.spec.defaultBackend ? [ingress.spec.defaultBackend] : []),
+        ...ingress.spec.rules.flatMap((rule: { http: { paths: { backend: unknown }[] } }) =>
+          rule.http.paths.map((path) => path.backend),
+        ),
+      ]) as { service: { name: string; port: { name?: string; number?: number } } }[];
+    expect(backends.length).toBeGreaterThan(0);
+    for (const backend of backends) {
+      if (backend.service.name !== 'write-api') continue;
+      const port = servicePorts.find(
+        (candidate) =>
+          candidate.name === backend.service.port.name || candidate.port === backend.service.port.number,
+      );
+      expect(port, JSON.stringify(backend)).toBeDefined();
+      expect(reachesInternal(port as { targetPort: string | number }), JSON.stringify(backend)).toBe(false);
+    }
+
+    // The gateways read snapshots on the public port and re-snapshot on the internal one.
+    const [gatewayContainer] = containersOf(gateway);
+    const internalUrl = new URL(envValue(objects, gatewayContainer, 'WRITE_API_INTERNAL_URL') ?? '');
+    expect(internalUrl.hostname).toBe('write-api');
+    expect(Number(internalUrl.port)).toBe(internalServicePort?.port);
+    const publicUrl = new URL(envValue(objects, gatewayContainer, 'WRITE_API_URL') ?? '');
+    const publicPort = servicePorts.find((port) => port.port === Number(publicUrl.port || 80));
+    expect(publicPort?.targetPort).toBe('http');
+  });
+
   it('runs a 3-node NATS StatefulSet whose routes name all 3 peers through the headless Service', () => {
     const nats = findObject(objects, 'StatefulSet', 'nats');
     expect(nats.spec.replicas).toBe(3);
@@ -663,7 +709,8 @@ describe("the container bundles (the Dockerfiles' build step and CMD, run withou
     // The gateway reaches write-api through WRITE_API_URL: a stream with a bad key gets write-api's 401.
     const stream = await fetch(
       `http://127.0.0.1:${gatewayPort}/api/projects/1/wizard/sessions/stream/?workflow_id=w`,
-      { headers: { accept: 'text/event-stream', authorization: 'Bearer phx_not_a_key' } },
+      // Well-formed, so the gateway forwards it (a malformed one it refuses itself).
+      { headers: { accept: 'text/event-stream', authorization: `Bearer wsk_${'A'.repeat(43)}` } },
     );
     expect(stream.status).toBe(401);
     await stream.arrayBuffer();

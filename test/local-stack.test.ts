@@ -30,7 +30,8 @@ describe('npm start (local stack)', () => {
     await stack?.dispose();
   }, 30_000);
 
-  const stackEnv = { HEARTBEAT_MS: '1000', STREAM_MAX_DURATION_MS: '60000' };
+  // The refusals below are many from one address: the failed-auth throttle has its own tests.
+  const stackEnv = { HEARTBEAT_MS: '1000', STREAM_MAX_DURATION_MS: '60000', AUTH_FAILURES_PER_MIN: '1000' };
 
   it('writes a valid .data/credentials.json and says what runs where', async () => {
     const { credentials } = stack;
@@ -105,6 +106,35 @@ describe('npm start (local stack)', () => {
     expect(foreign.status).toBe(404);
     tokenFromFirstStart = (await push.mintStreamToken()).token;
   }, 30_000);
+
+  it('refuses every value of .data/secrets.json at the edge, as Bearer and as ?token=, for every team', async () => {
+    const secrets = JSON.parse(await readFile(join(stack.directory, '.data', 'secrets.json'), 'utf8'));
+    const values: string[] = [];
+    const collect = (value: unknown): void => {
+      if (typeof value === 'string') values.push(value);
+      else if (value && typeof value === 'object') for (const inner of Object.values(value)) collect(inner);
+    };
+    collect(secrets);
+    expect(values.length).toBeGreaterThanOrEqual(2);
+    for (const secret of values) {
+      for (const team of stack.credentials.teams) {
+        const list = `${stack.url}/api/projects/${team.id}/wizard/sessions/?workflow_id=e2e.flow`;
+        const stream = `${stack.url}/api/projects/${team.id}/wizard/sessions/stream/?workflow_id=e2e.flow`;
+        const attempts = [
+          fetch(list, { headers: { authorization: `Bearer ${secret}` } }),
+          fetch(`${list}&token=${encodeURIComponent(secret)}`),
+          fetch(stream, { headers: { accept: 'text/event-stream', authorization: `Bearer ${secret}` } }),
+          fetch(`${stream}&token=${encodeURIComponent(secret)}`, {
+            headers: { accept: 'text/event-stream' },
+          }),
+        ];
+        for (const response of await Promise.all(attempts)) {
+          expect(response.status, `${response.url} with a secret of .data/secrets.json`).toBe(401);
+          await response.arrayBuffer();
+        }
+      }
+    }
+  });
 
   it('passes docs/configuration.md settings through: HEARTBEAT_MS=1000 reaches the gateways', async () => {
     const team = required(stack.credentials.teams[0], 'team 1');

@@ -136,6 +136,8 @@ describe('scale-out: 3 NATS nodes, 2 write-apis, 3 gateways, 300 streams', () =>
     clusterAndDatabaseMs = Date.now() - setupStartedAt;
     // Gateways only call write-api when a stream connects, so all five processes start at once.
     const writeApiPorts = await Promise.all([freePort(), freePort()]);
+    // The internal listeners the gateways re-snapshot from after the NATS node dies.
+    const internalPorts = await Promise.all([freePort(), freePort()]);
     const spawned = await Promise.allSettled([
       // The NATS client shuffles its server list; rotating it per service still varies the entry node.
       ...writeApiPorts.map((port, index) =>
@@ -146,6 +148,7 @@ describe('scale-out: 3 NATS nodes, 2 write-apis, 3 gateways, 300 streams', () =>
             DATABASE_URL: databaseUrl,
             NATS_URL: natsCluster.urls(index),
             INTERNAL_API_TOKEN,
+            INTERNAL_PORT: String(internalPorts[index]),
             STREAM_TOKEN_SECRET,
             MIGRATE_ON_START: '0',
             DB_POOL_SIZE: '8',
@@ -161,7 +164,10 @@ describe('scale-out: 3 NATS nodes, 2 write-apis, 3 gateways, 300 streams', () =>
         spawnMember(`gateway-${index}`, GATEWAY_ENTRY, {
           NATS_URL: natsCluster.urls(index + 1),
           WRITE_API_URL: `http://127.0.0.1:${writeApiPorts[index % 2]}`,
+          WRITE_API_INTERNAL_URL: `http://127.0.0.1:${internalPorts[index % 2]}`,
           INTERNAL_API_TOKEN,
+          // Two keys hold all 300 streams, and a killed gateway's streams move onto the other two.
+          MAX_STREAMS_PER_KEY: '1000',
           DRAIN_MS: '1000',
           LOG_LEVEL: 'warn',
         }),

@@ -23,7 +23,7 @@ const STARTUP_TIMEOUT_MS = 90_000;
 const NATS_SERVER_PATHS = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'];
 
 /** Variables the stack assigns itself for each service; everything else in the environment passes through. */
-const ASSIGNED = ['PORT', 'HOST', 'WRITE_API_URL'] as const;
+const ASSIGNED = ['PORT', 'HOST', 'WRITE_API_URL', 'INTERNAL_PORT', 'WRITE_API_INTERNAL_URL'] as const;
 
 export interface LocalStackOptions {
   root: string;
@@ -215,12 +215,12 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
 
     const writeApiPort = await freePort();
     const writeApiUrl = `http://${HOST}:${writeApiPort}`;
-    const writeApi = tsxService(
-      'write-api',
-      'services/write-api/src/main.ts',
-      writeApiPort,
-      natsLogins?.writeApi,
-    );
+    // The gateways' re-snapshot listener, which the edge never routes to (docs/operations.md#security).
+    const internalPort = await freePort();
+    const writeApi = tsxService('write-api', 'services/write-api/src/main.ts', writeApiPort, {
+      ...natsLogins?.writeApi,
+      INTERNAL_PORT: String(internalPort),
+    });
     await waitForHealthy(`${writeApiUrl}/healthz`, {
       timeoutMs: STARTUP_TIMEOUT_MS,
       gaveUp: () => exitReason(writeApi),
@@ -232,6 +232,7 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
       const child = tsxService(name, 'services/stream-gateway/src/main.ts', port, {
         WRITE_API_URL: writeApiUrl,
         ...natsLogins?.gateway,
+        WRITE_API_INTERNAL_URL: `http://${HOST}:${internalPort}`,
       });
       gateways.push({ child, url: `http://${HOST}:${port}` });
     }

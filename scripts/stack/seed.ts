@@ -3,7 +3,7 @@
 // closed the database by the time it prints its result (the last stdout line, JSON).
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { databaseEnv, databaseLocation, envString, loadConfig } from '@wizard-stream/contracts';
+import { databaseEnv, databaseLocation, envString, loadConfig, SCOPES } from '@wizard-stream/contracts';
 import { findApiKey, hashApiKey, migrateToLatest, openDatabase, seedTeamWithMember } from '@wizard-stream/db';
 import { z } from 'zod';
 import type { TeamCredential } from './state.js';
@@ -51,6 +51,9 @@ async function main(): Promise<SeedResult> {
         teamName: `Local team ${index}`,
         email: `developer-${index}-${suffix}@wizard-stream.local`,
         firstName: `Developer ${index}`,
+        // Every scope, key management included: while write-api holds the PGlite files, the admin CLI
+        // cannot open them, and /api/personal_api_keys/ is how local keys are made and revoked.
+        scopes: Object.values(SCOPES),
       });
       teams.push({ id: member.teamId, api_key: member.apiKey });
     }

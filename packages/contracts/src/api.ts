@@ -50,30 +50,26 @@ export function isStreamPath(pathname: string): boolean {
   return /^\/api\/projects\/[^/]+\/(wizard\/sessions|wizard_sessions)\/stream\/?$/.test(pathname);
 }
 
+/** The caller's personal API keys (PostHog's path): list and create here, delete at `…/:id/`. */
+export const PERSONAL_API_KEYS_PATH = '/api/personal_api_keys';
+
+export function personalApiKeysUrl(baseUrl: string, keyId?: number): string {
+  return `${trimSlash(baseUrl)}${PERSONAL_API_KEYS_PATH}/${keyId === undefined ? '' : `${keyId}/`}`;
+}
+
 function trimSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url;
 }
 
-export const SCOPES = { read: 'wizard_session:read', write: 'wizard_session:write' } as const;
+/** The managing scopes follow PostHog's names; a key can only create keys with scopes it holds itself. */
+export const SCOPES = {
+  read: 'wizard_session:read',
+  write: 'wizard_session:write',
+  keysRead: 'personal_api_key:read',
+  keysWrite: 'personal_api_key:write',
+} as const;
 export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
 
 /** EventSource cannot send headers, so browsers pass a stream token in this query parameter. */
 export const STREAM_TOKEN_QUERY_PARAM = 'token';
 export const STREAM_TOKEN_TTL_MS = 10 * 60 * 1000;
-
-/** Every credential this service issues (API keys, stream tokens, the internal token) is visible ASCII. */
-const CREDENTIAL_PATTERN = /^[\x21-\x7e]+$/;
-
-/**
- * The credential a request carries: a bearer token in the header, or a stream token in the query. A
- * query token with other characters (a decoded newline, say) is no credential of ours, and could not
- * be forwarded in a header either: it counts as none.
- */
-export function credentialFrom(
-  authorization: string | undefined,
-  queryToken: string | undefined,
-): string | undefined {
-  const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
-  if (match?.[1]) return match[1];
-  return queryToken !== undefined && CREDENTIAL_PATTERN.test(queryToken) ? queryToken : undefined;
-}

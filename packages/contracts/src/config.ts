@@ -210,3 +210,7 @@ export function loadConfig<Schema extends z.ZodType>(
     }),
   );
 }
+
+/** An optional integer: undefined when unset (a port that turns a listener on, say). */
+export const envOptionalInt = ({ min = 0, max = Number.MAX_SAFE_INTEGER } = {}) =>
+  z.preprocess(blankAsUnset, z.coerce.number().int().min(min).max(max).optional());

@@ -55,3 +55,10 @@ export function parseSessionSubject(subject: string): SubjectParts | undefined {
   if (!isRoutingId(workflowId) || !isRoutingId(skillId)) return undefined;
   return { teamId, workflowId, skillId };
 }
+
+/**
+ * Control messages from write-api to every gateway: revoked keys and removed members, whose open streams
+ * end (docs/delivery.md). Three tokens, so no session subject (`wizard.<team>.<workflow>.<skill>`, four)
+ * nor stream subscription ever matches it; the payload is revocations.ts's.
+ */
+export const REVOCATIONS_SUBJECT = `${SUBJECT_ROOT}.control.revocations`;

@@ -1,13 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Scope } from '@wizard-stream/contracts';
+import { API_KEY_BYTES, API_KEY_PREFIX, type Scope } from '@wizard-stream/contracts';
 import type { Kysely } from 'kysely';
 import type { DatabaseSchema } from './schema.js';
 
-/** Personal API keys are shown once and stored only as their SHA-256 hash. */
-export const API_KEY_PREFIX = 'wsk_';
-
+/** Personal API keys (contracts/credentials.ts) are shown once and stored only as their SHA-256 hash. */
 export function generateApiKey(): string {
-  return `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  return `${API_KEY_PREFIX}${randomBytes(API_KEY_BYTES).toString('base64url')}`;
 }
 
 export function hashApiKey(key: string): string {
@@ -52,6 +50,7 @@ export async function addTeamMember(
 export interface CreatedApiKey {
   id: number;
   key: string;
+  createdAt: Date;
 }
 
 export async function createApiKey(
@@ -61,12 +60,12 @@ export async function createApiKey(
   label = '',
 ): Promise<CreatedApiKey> {
   const key = generateApiKey();
-  const { id } = await db
+  const { id, created_at } = await db
     .insertInto('api_keys')
     .values({ user_id: userId, label, key_hash: hashApiKey(key), scopes: [...scopes] })
-    .returning('id')
+    .returning(['id', 'created_at'])
     .executeTakeFirstOrThrow();
-  return { id, key };
+  return { id, key, createdAt: created_at };
 }
 
 /** A live (unrevoked) key, its user, and whether that user is a member of the team asked about. */
@@ -113,14 +112,74 @@ export async function recordApiKeyUse(db: Kysely<DatabaseSchema>, keyId: number,
   await db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', keyId).execute();
 }
 
-export async function revokeApiKey(db: Kysely<DatabaseSchema>, keyId: number): Promise<boolean> {
-  const result = await db
+/** Whether a key that minted a stream token is still live and its user still a member of the team. */
+export interface KeyStanding {
+  userId: number;
+  isMember: boolean;
+}
+
+/** The standing of a live key for a team: undefined once the key is revoked (or never existed). */
+export async function findKeyStanding(
+  db: Kysely<DatabaseSchema>,
+  keyId: number,
+  teamId: number,
+): Promise<KeyStanding | undefined> {
+  const row = await db
+    .selectFrom('api_keys')
+    .leftJoin('team_members', (join) =>
+      join.onRef('team_members.user_id', '=', 'api_keys.user_id').on('team_members.team_id', '=', teamId),
+    )
+    .select(['api_keys.user_id as userId', 'team_members.team_id as memberTeamId'])
+    .where('api_keys.id', '=', keyId)
+    .where('api_keys.revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row ? { userId: row.userId, isMember: row.memberTeamId !== null } : undefined;
+}
+
+export interface RevokedApiKey {
+  id: number;
+  userId: number;
+  revokedAt: Date;
+}
+
+/** Revokes a live key, only the user's own when `userId` is given; undefined when there was none to revoke. */
+export async function revokeApiKey(
+  db: Kysely<DatabaseSchema>,
+  keyId: number,
+  userId?: number,
+): Promise<RevokedApiKey | undefined> {
+  let query = db
     .updateTable('api_keys')
     .set({ revoked_at: new Date() })
     .where('id', '=', keyId)
+    .where('revoked_at', 'is', null);
+  if (userId !== undefined) query = query.where('user_id', '=', userId);
+  const row = await query.returning(['id', 'user_id', 'revoked_at']).executeTakeFirst();
+  return row?.revoked_at ? { id: row.id, userId: row.user_id, revokedAt: row.revoked_at } : undefined;
+}
+
+/** The user's live keys, oldest first, without anything secret: what `GET /api/personal_api_keys/` lists. */
+export async function listLiveApiKeys(db: Kysely<DatabaseSchema>, userId: number) {
+  return db
+    .selectFrom('api_keys')
+    .select(['id', 'label', 'scopes', 'created_at', 'last_used_at'])
+    .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
+    .orderBy('id')
+    .execute();
+}
+
+export async function removeTeamMember(
+  db: Kysely<DatabaseSchema>,
+  teamId: number,
+  userId: number,
+): Promise<boolean> {
+  const result = await db
+    .deleteFrom('team_members')
+    .where('team_id', '=', teamId)
+    .where('user_id', '=', userId)
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return result.numDeletedRows > 0n;
 }
 
 export async function listApiKeys(db: Kysely<DatabaseSchema>, userId?: number) {

@@ -51,8 +51,8 @@ describe.each(DIALECTS)('database on %s', (dialect) => {
     expect(stored.key_hash).toBe(hashApiKey(seeded.apiKey));
     expect(stored.key_hash).not.toContain(seeded.apiKey);
     expect(stored.scopes).toEqual(['wizard_session:read', 'wizard_session:write']);
-    expect(await revokeApiKey(database.db, stored.id)).toBe(true);
-    expect(await revokeApiKey(database.db, stored.id)).toBe(false);
+    expect((await revokeApiKey(database.db, stored.id))?.id).toBe(stored.id);
+    expect(await revokeApiKey(database.db, stored.id)).toBeUndefined();
     const [listed] = await listApiKeys(database.db, seeded.userId);
     expect(listed?.revoked_at).toBeInstanceOf(Date);
   });

@@ -1,1 +1,2 @@
+export * from './auth-failures.js';
 export * from './errors.js';

@@ -1,12 +1,13 @@
 import cors from '@fastify/cors';
 import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
-import { errorsPlugin } from '@wizard-stream/http';
+import { AuthFailureThrottle, errorsPlugin } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { StreamGatewayConfig } from './config.js';
 import { healthRoutes } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { resnapshotOnReconnect } from './resnapshot.js';
+import { subscribeRevocations } from './revocations.js';
 import { SnapshotClient } from './snapshot.js';
 import type { GatewayState } from './state.js';
 import { StreamRegistry } from './stream-registry.js';
@@ -38,6 +39,9 @@ export async function buildGateway(
     forceCloseConnections: true,
     // The edge's request id (ingress, edge proxy), so its log lines and the gateway's name one request.
     requestIdHeader: 'x-request-id',
+    // One hop: the Ingress (or the edge proxy). Its X-Forwarded-For entry is the client address that
+    // failed authentications are counted against; entries further left are the client's own claims.
+    trustProxy: (_address: string, hop: number) => hop < 1,
   });
 
   const metrics = new GatewayMetrics();
@@ -46,9 +50,25 @@ export async function buildGateway(
   registerBusMetrics(bus, metrics.registry);
   const registry = new StreamRegistry(config, metrics.delivery, metrics);
   const hub = new SubscriptionHub(bus, metrics, app.log);
-  const snapshots = new SnapshotClient(config.writeApiUrl, config.snapshotTimeoutMs, metrics);
-  const state: GatewayState = { config, bus, hub, registry, snapshots, metrics, draining: false };
+  const snapshots = new SnapshotClient(
+    config.writeApiUrl,
+    config.writeApiInternalUrl,
+    config.snapshotTimeoutMs,
+    metrics,
+  );
+  const authFailures = new AuthFailureThrottle(config.authFailuresPerMin);
+  const state: GatewayState = {
+    config,
+    bus,
+    hub,
+    registry,
+    snapshots,
+    metrics,
+    authFailures,
+    draining: false,
+  };
   const stopResnapshots = resnapshotOnReconnect(bus, hub, snapshots, config.internalApiToken, app.log);
+  const stopRevocations = subscribeRevocations(bus, registry, app.log);
 
   app.decorate('gateway', state);
   await app.register(errorsPlugin);
@@ -66,6 +86,7 @@ export async function buildGateway(
     state,
     close: async () => {
       stopResnapshots();
+      stopRevocations();
       registry.close();
       await app.close();
       await bus.close();

@@ -22,6 +22,11 @@ export const streamGatewayEnvSchema = z
     DRAIN_MS: envInt(10_000, { min: 0, max: 10 * 60 * 1000 }),
     STREAM_KILLSWITCH: envBool(false),
     SNAPSHOT_TIMEOUT_MS: envInt(5000, { min: 10, max: 120_000 }),
+    // Credentials and internal calls (docs/operations.md#credentials-and-internal-calls).
+    /** write-api's internal listener (its INTERNAL_PORT), where re-snapshots read with INTERNAL_API_TOKEN. */
+    WRITE_API_INTERNAL_URL: envUrl(),
+    MAX_STREAMS_PER_KEY: envInt(100, { min: 1, max: 1_000_000 }),
+    AUTH_FAILURES_PER_MIN: envInt(30, { min: 1 }),
   })
   .superRefine(refineNatsEnv)
   .transform(({ STREAM_KILLSWITCH, ...settings }) => ({

@@ -20,7 +20,8 @@ interface ResnapshotLogger {
 }
 
 /**
- * After a NATS reconnect every active subscription re-reads, with the gateway's own credential, the
+ * After a NATS reconnect every active subscription re-reads, with the gateway's own credential on
+ * write-api's internal listener (WRITE_API_INTERNAL_URL; the token works nowhere else), the
  * sessions of its route that changed while the connection was down, and offers them to its feed; the
  * per-connection version check drops what they already have.
  */
@@ -32,10 +33,10 @@ export function resnapshotOnReconnect(
   logger: ResnapshotLogger,
 ): () => void {
   return bus.onReconnect((info: ReconnectInfo) => {
-    if (!internalApiToken) {
+    if (!internalApiToken || !snapshots.hasInternalListener) {
       logger.warn(
         {},
-        'nats reconnected but INTERNAL_API_TOKEN is unset: open streams are not re-snapshotted',
+        'nats reconnected but INTERNAL_API_TOKEN or WRITE_API_INTERNAL_URL is unset: open streams are not re-snapshotted',
       );
       return;
     }

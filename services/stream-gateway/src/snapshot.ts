@@ -1,11 +1,19 @@
-import { latestSessionUrl, listSessionsUrl } from '@wizard-stream/contracts';
+import {
+  CONNECTS_HEADER,
+  type CredentialOwner,
+  latestSessionUrl,
+  listSessionsUrl,
+  PRINCIPAL_HEADER,
+  parsePrincipalHeader,
+} from '@wizard-stream/contracts';
 import { type SessionFrame, sessionFrame } from './frame.js';
 import type { SnapshotEvents, SnapshotPurpose } from './metrics.js';
 import type { StreamRoute } from './stream-subject.js';
 
+/** `owner`: whose credential write-api found (PRINCIPAL_HEADER), which the stream keeps for revocations. */
 export type SnapshotResult =
-  | { kind: 'session'; frame: SessionFrame }
-  | { kind: 'empty' }
+  | { kind: 'session'; frame: SessionFrame; owner: CredentialOwner | undefined }
+  | { kind: 'empty'; owner: CredentialOwner | undefined }
   /** write-api refused the caller (401/403/404/429...): returned to the caller as it is. */
   | { kind: 'refused'; status: number; body: string; contentType: string; retryAfter: string | undefined };
 
@@ -20,7 +28,12 @@ export class SnapshotUnavailableError extends Error {
 interface FlightSlot {
   running: Promise<SnapshotResult> | undefined;
   queued:
-    | { promise: Promise<SnapshotResult>; resolve: (result: Promise<SnapshotResult>) => void }
+    | {
+        promise: Promise<SnapshotResult>;
+        resolve: (result: Promise<SnapshotResult>) => void;
+        /** Connects waiting for this call: each is charged to the key's rate limit (CONNECTS_HEADER). */
+        connects: number;
+      }
     | undefined;
 }
 
@@ -29,49 +42,62 @@ interface FlightSlot {
  * outage (recent). Identical connects (same credential and route) share a call, but
  * only a call that starts after the request joined it: a call already in flight may have read the
  * database before the joiner subscribed, so joiners queue for the next call, issued when the running
- * one settles. A connect storm therefore costs at most two calls in flight per key, and no update is lost.
+ * one settles. A connect storm therefore costs at most two calls in flight per key, and no update is lost;
+ * each call tells write-api how many connects it carries, so that all of them count toward the key's
+ * rate limit. Re-snapshots read from write-api's internal listener with the gateway's own credential.
  */
 export class SnapshotClient {
   private readonly slots = new Map<string, FlightSlot>();
 
   constructor(
     private readonly writeApiUrl: string,
+    private readonly internalUrl: string | undefined,
     private readonly timeoutMs: number,
     private readonly events: SnapshotEvents,
   ) {}
 
-  /** The route's latest session for a connecting client, with that client's credential. */
-  fetch(credential: string, route: StreamRoute): Promise<SnapshotResult> {
+  /** Whether re-snapshots have somewhere to read from. */
+  get hasInternalListener(): boolean {
+    return this.internalUrl !== undefined;
+  }
+
+  /**
+   * The route's latest session for a connecting client, with that client's credential and address
+   * (X-Forwarded-For, so that write-api throttles failed authentications per client, not per gateway).
+   */
+  fetch(credential: string, route: StreamRoute, clientAddress: string): Promise<SnapshotResult> {
     const key = `${credential}\n${route.teamId}\n${route.workflowId}\n${route.skillId ?? ''}`;
     let slot = this.slots.get(key);
     if (!slot) {
       slot = { running: undefined, queued: undefined };
       this.slots.set(key, slot);
     }
-    const request = () => this.latest(credential, route);
-    if (!slot.running) return this.start(key, slot, request);
+    const request = (connects: number) => this.latest(credential, route, connects, clientAddress);
+    if (!slot.running) return this.start(key, slot, request, 1);
     if (!slot.queued) {
       let resolve!: (result: Promise<SnapshotResult>) => void;
       const promise = new Promise<SnapshotResult>((settle) => {
         resolve = settle;
       });
-      slot.queued = { promise, resolve };
+      slot.queued = { promise, resolve, connects: 0 };
     }
+    slot.queued.connects += 1;
     return slot.queued.promise;
   }
 
   private start(
     key: string,
     slot: FlightSlot,
-    request: () => Promise<SnapshotResult>,
+    request: (connects: number) => Promise<SnapshotResult>,
+    connects: number,
   ): Promise<SnapshotResult> {
-    const flight = request();
+    const flight = request(connects);
     slot.running = flight;
     const settle = () => {
       const queued = slot.queued;
       slot.queued = undefined;
       if (queued) {
-        queued.resolve(this.start(key, slot, request));
+        queued.resolve(this.start(key, slot, request, queued.connects));
       } else {
         slot.running = undefined;
         this.slots.delete(key);
@@ -81,12 +107,21 @@ export class SnapshotClient {
     return flight;
   }
 
-  private async latest(credential: string, route: StreamRoute): Promise<SnapshotResult> {
+  private async latest(
+    credential: string,
+    route: StreamRoute,
+    connects: number,
+    clientAddress: string,
+  ): Promise<SnapshotResult> {
     const url = latestSessionUrl(this.writeApiUrl, route.teamId, route.workflowId, route.skillId);
-    const { response, body } = await this.get(url, credential, 'connect');
+    const { response, body } = await this.get(url, credential, 'connect', {
+      [CONNECTS_HEADER]: String(connects),
+      'x-forwarded-for': clientAddress,
+    });
+    const owner = parsePrincipalHeader(response.headers.get(PRINCIPAL_HEADER));
     if (response.status === 204) {
       this.events.onSnapshotCall('empty', 'connect');
-      return { kind: 'empty' };
+      return { kind: 'empty', owner };
     }
     if (response.status === 200) {
       const frame = frameFromDto(body);
@@ -95,7 +130,7 @@ export class SnapshotClient {
         throw new SnapshotUnavailableError(url, 'the response is not a session DTO');
       }
       this.events.onSnapshotCall('ok', 'connect');
-      return { kind: 'session', frame };
+      return { kind: 'session', frame, owner };
     }
     if (response.status >= 400 && response.status < 500) {
       this.events.onSnapshotCall('refused', 'connect');
@@ -123,12 +158,13 @@ export class SnapshotClient {
     since: number,
     limit: number,
   ): Promise<SessionFrame[]> {
-    const url = listSessionsUrl(this.writeApiUrl, route.teamId, {
+    if (!this.internalUrl) throw new SnapshotUnavailableError('(none)', 'WRITE_API_INTERNAL_URL is unset');
+    const url = listSessionsUrl(this.internalUrl, route.teamId, {
       workflowId: route.workflowId,
       skillId: route.skillId,
       limit,
     });
-    const { response, body } = await this.get(url, credential, 'resnapshot');
+    const { response, body } = await this.get(url, credential, 'resnapshot', {});
     if (response.status !== 200) {
       this.events.onSnapshotCall(
         response.status >= 400 && response.status < 500 ? 'refused' : 'unavailable',
@@ -159,10 +195,11 @@ export class SnapshotClient {
     url: string,
     credential: string,
     purpose: SnapshotPurpose,
+    extraHeaders: Record<string, string>,
   ): Promise<{ response: Response; body: string }> {
     try {
       const response = await fetch(url, {
-        headers: { authorization: `Bearer ${credential}`, accept: 'application/json' },
+        headers: { ...extraHeaders, authorization: `Bearer ${credential}`, accept: 'application/json' },
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       return { response, body: await response.text() };

@@ -1,4 +1,5 @@
 import type { BusConnection } from '@wizard-stream/bus';
+import type { AuthFailureThrottle } from '@wizard-stream/http';
 import type { StreamGatewayConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SnapshotClient } from './snapshot.js';
@@ -13,6 +14,8 @@ export interface GatewayState {
   registry: StreamRegistry;
   snapshots: SnapshotClient;
   metrics: GatewayMetrics;
+  /** Failed authentications per client address (AUTH_FAILURES_PER_MIN). */
+  authFailures: AuthFailureThrottle;
   /** Set by the drain: readiness is false and new streams get 503. */
   draining: boolean;
 }

@@ -4,6 +4,7 @@ import {
   apiErrors,
   credentialFrom,
   formatSseRetry,
+  isPublicCredentialShape,
   projectIdSchema,
   SESSION_COLLECTION_PATHS,
   SSE_RETRY_MS,
@@ -32,6 +33,15 @@ function jitteredRetryAfterSeconds(): number {
 }
 
 const unavailable = (detail: string) => apiErrors.unavailable(detail, jitteredRetryAfterSeconds());
+
+/** Settles as `work` does, or rejects with SnapshotUnavailableError after `ms`. */
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SnapshotUnavailableError(what, `no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
 
 interface StreamRequest {
   Params: { projectId: string };
@@ -75,13 +85,25 @@ async function handleStream(
     throw unavailable(`The stream gateway holds its maximum of ${config.maxStreams} streams.`);
   }
 
-  // 5. Credentials (checked by write-api when it serves the snapshot), subscription, snapshot.
+  // 5. Credentials: an address that failed too often is refused before its credential costs a call; a
+  // credential of no shape write-api issues is refused here; each credential (and, once write-api named
+  // it, each key) holds at most its share of the slots, counted from the connect on.
+  const { authFailures } = this.gateway;
+  const address = request.ip;
+  const wait = authFailures.retryAfterSeconds(address);
+  if (wait > 0) throw apiErrors.throttled(wait);
   const queryToken = request.query[STREAM_TOKEN_QUERY_PARAM];
   const credential = credentialFrom(
     request.headers.authorization,
     typeof queryToken === 'string' ? queryToken : undefined,
   );
-  if (!credential) throw apiErrors.notAuthenticated();
+  if (!credential || !isPublicCredentialShape(credential)) {
+    authFailures.recordFailure(address);
+    throw credential ? apiErrors.authenticationFailed() : apiErrors.notAuthenticated();
+  }
+  if (registry.credentialCount(credential) >= registry.perKeyLimit) {
+    throw apiErrors.throttled(jitteredRetryAfterSeconds());
+  }
   if (!bus.nats) throw unavailable('The stream gateway is not connected to NATS yet.');
 
   const route: StreamRoute = {
@@ -90,7 +112,11 @@ async function handleStream(
     skillId: query.data.skill_id,
   };
   const lastEventId = request.headers['last-event-id'];
-  const connection = registry.connect(typeof lastEventId === 'string' ? lastEventId : undefined, Date.now());
+  const connection = registry.connect(
+    typeof lastEventId === 'string' ? lastEventId : undefined,
+    Date.now(),
+    credential,
+  );
   // Subscribed (and holding live updates) from here on, before the snapshot is read.
   const feed = hub.attach(route, connection);
   let released = false;
@@ -107,8 +133,13 @@ async function handleStream(
 
   let snapshot: Awaited<ReturnType<typeof snapshots.fetch>>;
   try {
-    await feed.ready;
-    snapshot = await snapshots.fetch(credential, route);
+    // A connect not authenticated yet holds its slot for SNAPSHOT_TIMEOUT_MS at most, whatever write-api
+    // or NATS do meanwhile.
+    snapshot = await withDeadline(
+      feed.ready.then(() => snapshots.fetch(credential, route, address)),
+      config.snapshotTimeoutMs,
+      'the subscription and snapshot',
+    );
   } catch (error) {
     release();
     if (!(error instanceof SnapshotUnavailableError)) {
@@ -121,9 +152,19 @@ async function handleStream(
 
   if (snapshot.kind === 'refused') {
     release();
+    if (snapshot.status === 401) authFailures.recordFailure(address);
     reply.code(snapshot.status).header('content-type', snapshot.contentType);
     if (snapshot.retryAfter) reply.header('retry-after', snapshot.retryAfter);
     return reply.send(snapshot.body);
+  }
+  if (snapshot.owner) {
+    const verdict = registry.authenticate(connection, { teamId: route.teamId, ...snapshot.owner });
+    if (verdict !== 'ok') {
+      release();
+      throw verdict === 'revoked'
+        ? apiErrors.authenticationFailed('This credential was revoked.')
+        : apiErrors.throttled(jitteredRetryAfterSeconds());
+    }
   }
   if (response.destroyed || connection.isClosed) {
     release();

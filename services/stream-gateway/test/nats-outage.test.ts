@@ -149,6 +149,7 @@ describe('NATS outage of the gateway alone (its node dies, write-api keeps publi
         PORT: '0',
         NATS_URL: nodeB.url,
         WRITE_API_URL: writeApi.url,
+        WRITE_API_INTERNAL_URL: writeApi.internalUrl ?? '',
         INTERNAL_API_TOKEN,
         LOG_LEVEL: 'error',
       }),

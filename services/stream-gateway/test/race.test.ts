@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStreamGateway } from '../src/index.js';
 import { HoldingProxy } from './support/hold-proxy.js';
 import { openStream, type SseStream } from './support/sse-client.js';
-import { INTERNAL_API_TOKEN, TestStack } from './support/stack.js';
+import { TestStack } from './support/stack.js';
 
 function expectStrictlyIncreasingPerSession(stream: SseStream): void {
   const last = new Map<string, number>();
@@ -146,7 +146,7 @@ describe('subscribe before snapshot (postgres)', () => {
     }
     await upserts;
     const latest = await fetch(latestSessionUrl(stack.writeApi.url, team.teamId, 'wf-scale', 'skill'), {
-      headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}` },
+      headers: { authorization: `Bearer ${team.apiKey}` },
     });
     const finalVersion = ((await latest.json()) as { version: number }).version;
     expect(finalVersion).toBe(201);

@@ -2,7 +2,7 @@ import cors from '@fastify/cors';
 import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
 import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
 import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
-import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
+import { AuthFailureThrottle, errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
@@ -10,9 +10,11 @@ import { RateLimiter } from './auth/rate-limiter.js';
 import type { WriteApiConfig } from './config.js';
 import { databaseUnavailableError } from './db-errors.js';
 import { healthRoutes } from './health.js';
+import { type InternalListener, startInternalListener } from './internal-listener.js';
+import { personalApiKeyRoutes } from './keys/routes.js';
 import { createWriteApiMetrics } from './metrics.js';
 import { authPlugin } from './plugins/auth.js';
-import { servicesPlugin } from './plugins/services.js';
+import { servicesPlugin, type WriteApiServices } from './plugins/services.js';
 import { SessionCommitter } from './sessions/commit.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
@@ -31,6 +33,8 @@ export interface StartOptions {
 
 export interface RunningWriteApi {
   url: string;
+  /** The gateways' read listener (INTERNAL_PORT), when configured. */
+  internalUrl: string | undefined;
   app: FastifyInstance;
   relay: Relay;
   sweeper: StalenessSweeper;
@@ -51,7 +55,9 @@ export async function startWriteApi(
     frameworkErrors: (error, _request, reply) => {
       sendApiError(reply, toApiError(error));
     },
-    trustProxy: true,
+    // One hop: the Ingress (or the edge proxy). Its X-Forwarded-For entry is the client address that
+    // failed authentications are counted against; entries further left are the client's own claims.
+    trustProxy: (_address: string, hop: number) => hop < 1,
     requestIdHeader: 'x-request-id',
     // Per-request lines only when debugging: at thousands of upserts a second they cost more than the upsert.
     logController: new LogController({
@@ -97,33 +103,33 @@ export async function startWriteApi(
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: config.corsOrigins, credentials: false, maxAge: 600 });
   }
-  await app.register(servicesPlugin, {
-    services: {
-      config,
-      database,
-      bus,
-      commits: new SessionCommitter({
-        // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
-        upserts: new UpsertBatcher(database.db, {
-          maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
-          maxBatch: 64,
-        }),
-        publisher,
-        serialize,
-        metrics,
-        afterCommit: options.afterCommit,
+  const services: WriteApiServices = {
+    config,
+    database,
+    bus,
+    commits: new SessionCommitter({
+      // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
+      upserts: new UpsertBatcher(database.db, {
+        maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
+        maxBatch: 64,
       }),
+      publisher,
       serialize,
-      rateLimiter,
       metrics,
-      credentials: new CredentialChecker({
-        db: database.db,
-        streamTokenSecret: config.streamTokenSecret,
-        internalApiToken: config.internalApiToken,
-        cacheMs: config.authCacheMs,
-      }),
-    },
-  });
+      afterCommit: options.afterCommit,
+    }),
+    serialize,
+    rateLimiter,
+    metrics,
+    credentials: new CredentialChecker({
+      db: database.db,
+      streamTokenSecret: config.streamTokenSecret,
+      cacheMs: config.authCacheMs,
+      cacheMax: config.authCacheMax,
+    }),
+    authFailures: new AuthFailureThrottle(config.authFailuresPerMin),
+  };
+  await app.register(servicesPlugin, { services });
   await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(authPlugin);
   app.addHook('onResponse', async (request, reply) => {
@@ -134,6 +140,7 @@ export async function startWriteApi(
   await app.register(healthRoutes);
   for (const prefix of SESSION_COLLECTION_PATHS) await app.register(sessionRoutes, { prefix });
   await app.register(streamTokenRoutes);
+  await app.register(personalApiKeyRoutes);
 
   if (config.streamTokenSecretGenerated) {
     app.log.warn(
@@ -142,6 +149,16 @@ export async function startWriteApi(
   }
 
   await app.listen({ port: config.port, host: config.host });
+  let internal: InternalListener | undefined;
+  if (config.internalPort !== undefined && config.internalApiToken !== undefined) {
+    internal = await startInternalListener(services, {
+      host: config.host,
+      port: config.internalPort,
+      internalApiToken: config.internalApiToken,
+    });
+  } else if (config.internalApiToken !== undefined) {
+    app.log.warn('INTERNAL_API_TOKEN is set without INTERNAL_PORT: no listener accepts it');
+  }
   relay.start();
   sweeper.start();
   const address = app.server.address();
@@ -150,6 +167,7 @@ export async function startWriteApi(
   let closing: Promise<void> | undefined;
   return {
     url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+    internalUrl: internal?.url,
     app,
     relay,
     sweeper,
@@ -158,7 +176,7 @@ export async function startWriteApi(
         app.accepting = false;
         clearInterval(pruneTimer);
         await Promise.all([relay.stop(), sweeper.stop()]);
-        await app.close();
+        await Promise.all([app.close(), internal?.app.close()]);
         await publisher.close();
         await bus.close();
         if (ownsDatabase) await database.close();

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
+  ConfigError,
   camelCaseKeys,
   DEFAULT_STALE_AFTER_MS,
   databaseEnv,
   databaseLocation,
   envBool,
   envInt,
+  envOptionalInt,
   envString,
   loadConfig,
   refineNatsEnv,
@@ -27,6 +29,11 @@ export const writeApiConfigSchema = z
     RATE_LIMIT_PER_MIN: envInt(600, { min: 1 }),
     AUTH_CACHE_MS: envInt(5000, { min: 0 }),
     MIGRATE_ON_START: envBool(true),
+    // Credentials and internal calls (docs/operations.md#credentials-and-internal-calls).
+    /** The gateways' read listener (INTERNAL_API_TOKEN only); unset: none. 0 picks a free port (tests). */
+    INTERNAL_PORT: envOptionalInt({ min: 0, max: 65_535 }),
+    AUTH_FAILURES_PER_MIN: envInt(30, { min: 1 }),
+    AUTH_CACHE_MAX: envInt(10_000, { min: 1, max: 10_000_000 }),
   })
   .superRefine(refineNatsEnv)
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({
@@ -40,5 +47,11 @@ export type WriteApiConfig = z.output<typeof writeApiConfigSchema>;
 
 /** Reads and validates the environment once; throws a ConfigError naming every bad variable. */
 export function loadWriteApiConfig(env: Record<string, string | undefined>): WriteApiConfig {
-  return loadConfig('write-api', writeApiConfigSchema, env);
+  const config = loadConfig('write-api', writeApiConfigSchema, env);
+  if (config.internalPort !== undefined && config.internalApiToken === undefined) {
+    throw new ConfigError('write-api', [
+      `INTERNAL_PORT=${config.internalPort}: the internal listener needs INTERNAL_API_TOKEN`,
+    ]);
+  }
+  return config;
 }

@@ -397,10 +397,11 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       const response = await h.request('GET', '/api/projects/abc/wizard/sessions/', { key: 'wsk_not-a-key' });
       expect(response.status).toBe(401);
       expect(response.json.code).toBe('authentication_failed');
+      // The internal token is no credential on the public listener.
       const internal = await h.request('GET', '/api/projects/abc/wizard/sessions/', {
         key: INTERNAL_API_TOKEN,
       });
-      expect(internal.status).toBe(404);
+      expect(internal.status).toBe(401);
     });
 
     it('answers 403 when the key lacks the scope, writing nothing', async () => {
@@ -434,17 +435,17 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
       ).toBe(401);
     });
 
-    it('accepts the internal token on read calls of any team and refuses it for writes', async () => {
+    it('refuses the internal token on the public listener, for reads and writes', async () => {
       expect(
         (
           await h.request('GET', `${sessionsPath(h.bob.teamId)}latest/?workflow_id=x`, {
             key: INTERNAL_API_TOKEN,
           })
         ).status,
-      ).toBe(204);
+      ).toBe(401);
       expect(
         (await h.request('POST', path, { key: INTERNAL_API_TOKEN, body: uniqueSessionBody() })).status,
-      ).toBe(403);
+      ).toBe(401);
     });
   });
 
@@ -552,7 +553,8 @@ describe('write-api with its database unreachable', () => {
     try {
       const response = await fetch(`${api.url}/api/projects/1/wizard/sessions/`, {
         method: 'POST',
-        headers: { authorization: 'Bearer wsk_whatever', 'content-type': 'application/json' },
+        // A well-formed key: only a lookup can tell it is unknown, and the lookup cannot run.
+        headers: { authorization: `Bearer wsk_${'A'.repeat(43)}`, 'content-type': 'application/json' },
         body: JSON.stringify(uniqueSessionBody()),
       });
       expect(response.status).toBe(503);

@@ -39,7 +39,11 @@ describe.each(DIALECTS)('hostile write requests (%s)', (dialect) => {
 
   beforeAll(async () => {
     [database, nats] = await Promise.all([createTestDatabase(dialect), NatsServer.start()]);
-    api = await startTestWriteApi(database, nats.url, { RATE_LIMIT_PER_MIN: '1000000' });
+    // Limits off: this test checks which status each request gets, not the throttles (credentials.test.ts).
+    api = await startTestWriteApi(database, nats.url, {
+      RATE_LIMIT_PER_MIN: '1000000',
+      AUTH_FAILURES_PER_MIN: '1000000',
+    });
     writer = await seedMember(database);
     outsider = await seedMember(database);
     const readerId = await createUser(database.db, `reader-${dialect}@example.test`, 'Reader');

@@ -1,5 +1,14 @@
 import { parseArgs } from 'node:util';
-import { databaseEnv, databaseLocation, loadConfig, SCOPES, type Scope } from '@wizard-stream/contracts';
+import { BusConnection } from '@wizard-stream/bus';
+import {
+  databaseEnv,
+  databaseLocation,
+  envString,
+  loadConfig,
+  type Revocation,
+  SCOPES,
+  type Scope,
+} from '@wizard-stream/contracts';
 import {
   addTeamMember,
   createApiKey,
@@ -9,9 +18,11 @@ import {
   listApiKeys,
   migrateToLatest,
   openDatabase,
+  removeTeamMember,
   revokeApiKey,
 } from '@wizard-stream/db';
 import { z } from 'zod';
+import { publishRevocation } from '../auth/revocations.js';
 
 const USAGE = `Usage: npm run admin -- <command> [options]   (against DATABASE_URL, or PGLITE_DIR when unset)
 
@@ -19,14 +30,52 @@ const USAGE = `Usage: npm run admin -- <command> [options]   (against DATABASE_U
   create-team --name NAME                         prints the team id
   create-user --email EMAIL [--first-name NAME]   prints the user id
   add-member --team ID --email EMAIL              adds the user to the team
-  create-key --email EMAIL [--scopes read,write] [--label TEXT]
+  remove-member --team ID --email EMAIL           removes the user from the team; their streams end
+  create-key --email EMAIL [--scopes read,write,keys-read,keys-write] [--label TEXT]
                                                   prints the key ONCE; only its hash is stored
-  revoke-key --id KEY_ID
-  list-keys [--email EMAIL]`;
+  revoke-key --id KEY_ID                          its streams and stream tokens end too
+  list-keys [--email EMAIL]
 
-const adminEnvSchema = z.object(databaseEnv).transform(databaseLocation);
+revoke-key and remove-member tell the gateways over NATS_URL (when set) to end the open streams at once;
+without it those streams end at their rotation (STREAM_MAX_DURATION_MS). While write-api runs on PGlite,
+which one process can open at a time, use DELETE /api/personal_api_keys/:id/ instead.`;
 
-const scopeNames: Record<string, Scope> = { read: SCOPES.read, write: SCOPES.write };
+const adminEnvSchema = z
+  .object({ ...databaseEnv, NATS_URL: envString() })
+  .transform((env) => ({ database: databaseLocation(env), natsUrl: env.NATS_URL }));
+
+const scopeNames: Record<string, Scope> = {
+  read: SCOPES.read,
+  write: SCOPES.write,
+  'keys-read': SCOPES.keysRead,
+  'keys-write': SCOPES.keysWrite,
+  ...Object.fromEntries(Object.values(SCOPES).map((scope) => [scope, scope])),
+};
+
+const NATS_TIMEOUT_MS = 5000;
+
+/** Hands a revocation to NATS and waits for the server to have it; a sentence saying what happened. */
+async function announce(natsUrl: string | undefined, revocation: Omit<Revocation, 'revoked_at'>, at: Date) {
+  if (!natsUrl) return 'NATS_URL is unset: open streams end at their rotation';
+  const bus = new BusConnection({ url: natsUrl, name: 'wizard-admin' });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const connected = await Promise.race([
+      bus.ready().then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), NATS_TIMEOUT_MS);
+      }),
+    ]);
+    if (!connected || !publishRevocation(bus, revocation, at)) {
+      return `NATS at ${natsUrl} did not answer: open streams end at their rotation`;
+    }
+    await bus.nats?.flush();
+    return 'the gateways were told to end its open streams';
+  } finally {
+    clearTimeout(timer);
+    await bus.close();
+  }
+}
 
 class UsageError extends Error {}
 
@@ -64,7 +113,8 @@ async function run(argv: string[]): Promise<void> {
     return;
   }
 
-  const database = await openDatabase(loadConfig('admin', adminEnvSchema, process.env));
+  const config = loadConfig('admin', adminEnvSchema, process.env);
+  const database = await openDatabase(config.database);
   const { db } = database;
   const userByEmail = async (email: string) => {
     const user = await findUserByEmail(db, email);
@@ -89,11 +139,25 @@ async function run(argv: string[]): Promise<void> {
         console.log(`user ${user.id} is a member of team ${values.team}`);
         break;
       }
+      case 'remove-member': {
+        const user = await userByEmail(required(values, 'email'));
+        const teamId = positiveInt(required(values, 'team'), 'team');
+        if (!(await removeTeamMember(db, teamId, user.id))) {
+          console.log(`user ${user.id} is not a member of team ${teamId}`);
+          break;
+        }
+        const told = await announce(config.natsUrl, { user_id: user.id, team_id: teamId }, new Date());
+        console.log(`user ${user.id} removed from team ${teamId}; ${told}`);
+        break;
+      }
       case 'create-key': {
         const user = await userByEmail(required(values, 'email'));
         const scopes = (values.scopes ?? '').split(',').map((name) => {
           const scope = scopeNames[name.trim()];
-          if (!scope) throw new UsageError(`unknown scope ${JSON.stringify(name)} (use read, write)`);
+          if (!scope)
+            throw new UsageError(
+              `unknown scope ${JSON.stringify(name)} (use read, write, keys-read, keys-write)`,
+            );
           return scope;
         });
         const { id, key } = await createApiKey(db, user.id, scopes, values.label ?? '');
@@ -104,9 +168,17 @@ async function run(argv: string[]): Promise<void> {
       }
       case 'revoke-key': {
         const id = positiveInt(required(values, 'id'), 'id');
-        console.log(
-          (await revokeApiKey(db, id)) ? `key ${id} revoked` : `key ${id} not found or already revoked`,
+        const revoked = await revokeApiKey(db, id);
+        if (!revoked) {
+          console.log(`key ${id} not found or already revoked`);
+          break;
+        }
+        const told = await announce(
+          config.natsUrl,
+          { key_id: id, user_id: revoked.userId },
+          revoked.revokedAt,
         );
+        console.log(`key ${id} revoked; ${told}`);
         break;
       }
       case 'list-keys': {

@@ -1,4 +1,4 @@
-import type { Scope } from '@wizard-stream/contracts';
+import type { CredentialOwner, Scope } from '@wizard-stream/contracts';
 
 /** Who a request acts as, once its credential has been checked against the project in the URL. */
 export type Principal =
@@ -10,20 +10,23 @@ export type Principal =
       firstName: string;
       scopes: readonly string[];
     }
-  | { kind: 'stream_token'; userId: number; teamId: number; scopes: readonly Scope[] }
+  /** keyId: the key that minted the token; the token dies with it. */
+  | { kind: 'stream_token'; userId: number; teamId: number; keyId: number; scopes: readonly Scope[] }
+  /** The gateways' re-snapshots, on the internal listener only. */
   | { kind: 'internal'; scopes: readonly Scope[] };
 
 /** The only kind that may push sessions: a user's personal key. */
 export type ApiKeyPrincipal = Extract<Principal, { kind: 'api_key' }>;
 
-/** A rate-limit bucket per key or user; the gateways' internal calls are not limited. */
+/**
+ * A rate-limit bucket per key: a stream token is charged to the key that minted it, so minting tokens
+ * does not multiply a key's budget. The gateways' internal calls are not limited.
+ */
 export function rateLimitKey(principal: Principal): string | undefined {
-  switch (principal.kind) {
-    case 'api_key':
-      return `key:${principal.keyId}`;
-    case 'stream_token':
-      return `user:${principal.userId}`;
-    case 'internal':
-      return undefined;
-  }
+  return principal.kind === 'internal' ? undefined : `key:${principal.keyId}`;
+}
+
+/** The user and key behind a credential, which the gateways keep with every stream they open. */
+export function ownerOf(principal: Principal): CredentialOwner | undefined {
+  return principal.kind === 'internal' ? undefined : { userId: principal.userId, keyId: principal.keyId };
 }

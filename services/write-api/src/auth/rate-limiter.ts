@@ -11,17 +11,21 @@ export class RateLimiter {
     this.refillPerMs = perMinute / 60_000;
   }
 
-  /** 0 when the request may proceed, otherwise the seconds until it may. */
-  take(key: string, now = Date.now()): number {
+  /**
+   * 0 when a request costing `cost` (a gateway's coalesced connects count each) may proceed, otherwise
+   * the seconds until it may. A cost above the burst is capped at it, so that it can ever pass.
+   */
+  take(key: string, now = Date.now(), cost = 1): number {
+    const needed = Math.min(Math.max(1, cost), this.perMinute);
     const bucket = this.buckets.get(key) ?? { tokens: this.perMinute, updatedAt: now };
     bucket.tokens = Math.min(this.perMinute, bucket.tokens + (now - bucket.updatedAt) * this.refillPerMs);
     bucket.updatedAt = now;
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= needed) {
+      bucket.tokens -= needed;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.refillPerMs / 1000));
+    return Math.max(1, Math.ceil((needed - bucket.tokens) / this.refillPerMs / 1000));
   }
 
   /** Forgets full buckets, so that idle keys do not accumulate. */

@@ -1,18 +1,29 @@
 import {
+  ApiError,
   apiErrors,
+  CONNECTS_HEADER,
+  type CredentialOwner,
   credentialFrom,
+  formatPrincipalHeader,
+  PRINCIPAL_HEADER,
+  parseConnectsHeader,
   projectIdSchema,
+  SCOPES,
   type Scope,
   STREAM_TOKEN_QUERY_PARAM,
 } from '@wizard-stream/contracts';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { type Principal, rateLimitKey } from '../auth/principal.js';
+import { type ApiKeyPrincipal, ownerOf, type Principal, rateLimitKey } from '../auth/principal.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Checks the request's credential for the project in its URL; throws the documented API error. */
     authorize(scope: Scope): Promise<{ principal: Principal; projectId: number }>;
+    /** Checks that the request carries a personal API key with `scope` (calls outside any project). */
+    authenticateKey(scope: Scope): Promise<ApiKeyPrincipal>;
+    /** Set once authorized: named back to the gateways in PRINCIPAL_HEADER. */
+    credentialOwner: CredentialOwner | undefined;
   }
 }
 
@@ -23,26 +34,78 @@ function projectIdOf(request: FastifyRequest): number {
   return parsed.success ? parsed.data : 0;
 }
 
-/** Authentication, project membership, scope and the per-key rate limit, in that order. */
+/** A stream token in `?token=` counts on read calls only; every other call takes its credential from the header. */
+function credentialOf(request: FastifyRequest, scope: Scope): string {
+  const queryToken =
+    scope === SCOPES.read
+      ? (request.query as Record<string, unknown> | undefined)?.[STREAM_TOKEN_QUERY_PARAM]
+      : undefined;
+  const credential = credentialFrom(
+    request.headers.authorization,
+    typeof queryToken === 'string' ? queryToken : undefined,
+  );
+  if (!credential) throw apiErrors.notAuthenticated();
+  return credential;
+}
+
+/**
+ * Authentication, project membership, scope and the per-key rate limit, in that order, behind the
+ * per-address throttle of failed authentications: an address over AUTH_FAILURES_PER_MIN is refused
+ * before its credential costs a lookup.
+ */
 export const authPlugin = fp(
   async (app) => {
-    app.decorateRequest('authorize', async function authorize(this: FastifyRequest, scope: Scope) {
-      const { credentials, rateLimiter } = app.services;
-      const queryToken = (this.query as Record<string, unknown> | undefined)?.[STREAM_TOKEN_QUERY_PARAM];
-      const credential = credentialFrom(
-        this.headers.authorization,
-        typeof queryToken === 'string' ? queryToken : undefined,
-      );
-      if (!credential) throw apiErrors.notAuthenticated();
-      const projectId = projectIdOf(this);
-      const principal = await credentials.authorize(credential, projectId, scope);
-      if (projectId === 0) throw apiErrors.notFound();
-      const bucket = rateLimitKey(principal);
-      if (bucket) {
-        const retryAfter = rateLimiter.take(bucket);
-        if (retryAfter > 0) throw apiErrors.throttled(retryAfter);
+    const { credentials, rateLimiter, authFailures } = app.services;
+
+    async function authenticated<T>(request: FastifyRequest, check: () => Promise<T>): Promise<T> {
+      const wait = authFailures.retryAfterSeconds(request.ip);
+      if (wait > 0) throw apiErrors.throttled(wait);
+      try {
+        return await check();
+      } catch (error) {
+        if (error instanceof ApiError && error.statusCode === 401) authFailures.recordFailure(request.ip);
+        throw error;
       }
+    }
+
+    function charge(request: FastifyRequest, principal: Principal): void {
+      const bucket = rateLimitKey(principal);
+      if (!bucket) return;
+      const retryAfter = rateLimiter.take(
+        bucket,
+        Date.now(),
+        parseConnectsHeader(request.headers[CONNECTS_HEADER]),
+      );
+      if (retryAfter > 0) throw apiErrors.throttled(retryAfter);
+    }
+
+    app.decorateRequest('credentialOwner', undefined);
+    app.decorateRequest('authorize', async function authorize(this: FastifyRequest, scope: Scope) {
+      const projectId = projectIdOf(this);
+      const principal = await authenticated(this, () =>
+        credentials.authorize(credentialOf(this, scope), projectId, scope),
+      );
+      if (projectId === 0) throw apiErrors.notFound();
+      charge(this, principal);
+      this.credentialOwner = ownerOf(principal);
       return { principal, projectId };
+    });
+    app.decorateRequest(
+      'authenticateKey',
+      async function authenticateKey(this: FastifyRequest, scope: Scope) {
+        const credential = credentialFrom(this.headers.authorization, undefined);
+        const principal = await authenticated(this, () => {
+          if (!credential) throw apiErrors.notAuthenticated();
+          return credentials.authenticateKey(credential, scope);
+        });
+        charge(this, principal);
+        return principal;
+      },
+    );
+    app.addHook('onSend', async (request, reply) => {
+      if (request.credentialOwner && reply.statusCode < 300) {
+        reply.header(PRINCIPAL_HEADER, formatPrincipalHeader(request.credentialOwner));
+      }
     });
   },
   { name: 'auth', dependencies: ['services'] },

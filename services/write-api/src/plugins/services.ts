@@ -1,5 +1,6 @@
 import type { BusConnection } from '@wizard-stream/bus';
 import type { Database } from '@wizard-stream/db';
+import type { AuthFailureThrottle } from '@wizard-stream/http';
 import fp from 'fastify-plugin';
 import type { CredentialChecker } from '../auth/credentials.js';
 import type { RateLimiter } from '../auth/rate-limiter.js';
@@ -19,6 +20,8 @@ export interface WriteApiServices {
   serialize: SessionSerializer;
   credentials: CredentialChecker;
   rateLimiter: RateLimiter;
+  /** Failed authentications per client address (AUTH_FAILURES_PER_MIN). */
+  authFailures: AuthFailureThrottle;
   metrics: WriteApiMetrics;
 }
 

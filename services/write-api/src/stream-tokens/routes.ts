@@ -9,11 +9,11 @@ export async function streamTokenRoutes(app: FastifyInstance): Promise<void> {
     if (principal.kind !== 'api_key') {
       throw apiErrors.permissionDenied('Stream tokens are minted with a personal API key.');
     }
-    const { token, expiresAt } = signStreamToken(
-      app.services.config.streamTokenSecret,
-      principal.userId,
-      projectId,
-    );
+    const { token, expiresAt } = signStreamToken(app.services.config.streamTokenSecret, {
+      userId: principal.userId,
+      teamId: projectId,
+      keyId: principal.keyId,
+    });
     return reply.code(201).send({ token, expires_at: new Date(expiresAt).toISOString() });
   });
 }

@@ -11,6 +11,7 @@ export function writeApiEnv(natsUrl: string, overrides: Record<string, string> =
     PORT: '0',
     LOG_LEVEL: 'silent',
     INTERNAL_API_TOKEN,
+    INTERNAL_PORT: '0',
     STREAM_TOKEN_SECRET: 'stream-token-secret-for-tests',
     MIGRATE_ON_START: '0',
     ...overrides,
@@ -25,6 +26,19 @@ export function startTestWriteApi(
   afterCommit?: () => void,
 ): Promise<RunningWriteApi> {
   return startWriteApi(loadWriteApiConfig(writeApiEnv(natsUrl, overrides)), { database, afterCommit });
+}
+
+/** Alice in team one and Bob in team two, each with a read+write key; `tag` keeps emails unique. */
+export async function seedTwoTeams(
+  database: TestDatabase,
+  tag: string,
+): Promise<{ alice: SeededMember; bob: SeededMember }> {
+  const alice = await seedTeamWithMember(database.db, {
+    teamName: 'one',
+    email: `alice-${tag}@example.test`,
+  });
+  const bob = await seedTeamWithMember(database.db, { teamName: 'two', email: `bob-${tag}@example.test` });
+  return { alice, bob };
 }
 
 let seeded = 0;
