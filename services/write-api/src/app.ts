@@ -6,11 +6,13 @@ import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
+import { JwtVerifier } from './auth/jwt.js';
 import { RateLimiter } from './auth/rate-limiter.js';
 import type { WriteApiConfig } from './config.js';
 import { databaseUnavailableError } from './db-errors.js';
 import { healthRoutes } from './health.js';
 import { createWriteApiMetrics } from './metrics.js';
+import { openApiPlugin } from './openapi/plugin.js';
 import { authPlugin } from './plugins/auth.js';
 import { servicesPlugin } from './plugins/services.js';
 import { SessionCommitter } from './sessions/commit.js';
@@ -36,6 +38,17 @@ export interface RunningWriteApi {
   sweeper: StalenessSweeper;
   /** Graceful stop: unready, finish in-flight requests, confirm publishes, release connections. */
   close(): Promise<void>;
+}
+
+function jwtVerifier(config: WriteApiConfig): JwtVerifier | undefined {
+  if (config.streamJwtSecret === undefined && config.streamJwtJwksUrl === undefined) return undefined;
+  return new JwtVerifier({
+    secret: config.streamJwtSecret,
+    jwksUrl: config.streamJwtJwksUrl,
+    issuer: config.streamJwtIssuer,
+    audience: config.streamJwtAudience,
+    jwksCooldownMs: config.streamJwtJwksCooldownMs,
+  });
 }
 
 export async function startWriteApi(
@@ -120,11 +133,14 @@ export async function startWriteApi(
         streamTokenSecret: config.streamTokenSecret,
         internalApiToken: config.internalApiToken,
         cacheMs: config.authCacheMs,
+        jwt: jwtVerifier(config),
       }),
     },
   });
   await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(authPlugin);
+  // Before every route: it documents the routes as they are registered.
+  await app.register(openApiPlugin);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });

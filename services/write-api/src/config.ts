@@ -6,7 +6,9 @@ import {
   databaseLocation,
   envBool,
   envInt,
+  envSecret,
   envString,
+  envUrl,
   loadConfig,
   serviceEnv,
 } from '@wizard-stream/contracts';
@@ -26,6 +28,14 @@ export const writeApiConfigSchema = z
     RATE_LIMIT_PER_MIN: envInt(600, { min: 1 }),
     AUTH_CACHE_MS: envInt(5000, { min: 0 }),
     MIGRATE_ON_START: envBool(true),
+    /** As the gateway's: `…/latest/` answers 204, so pollers wind down too (PostHog's killswitch). */
+    STREAM_KILLSWITCH: envBool(false),
+    // Host-app JWTs (auth/jwt.ts): HS256 with the secret and/or RS256/ES256 from the JWKS.
+    STREAM_JWT_SECRET: envSecret(32),
+    STREAM_JWT_JWKS_URL: envUrl(),
+    STREAM_JWT_ISSUER: envString(),
+    STREAM_JWT_AUDIENCE: envString(),
+    STREAM_JWT_JWKS_COOLDOWN_MS: envInt(30_000, { min: 0, max: 3_600_000 }),
   })
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({
     ...camelCaseKeys(settings),

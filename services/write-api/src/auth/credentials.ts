@@ -9,6 +9,7 @@ import {
 } from '@wizard-stream/db';
 import type { Kysely } from 'kysely';
 import { STREAM_TOKEN_PREFIX, verifyStreamToken } from '../stream-tokens/token.js';
+import { type JwtVerifier, looksLikeJwt } from './jwt.js';
 import type { Principal } from './principal.js';
 
 export interface CredentialCheckerOptions {
@@ -17,6 +18,8 @@ export interface CredentialCheckerOptions {
   internalApiToken: string | undefined;
   /** How long a key lookup is reused; a revoked key keeps working for at most this long. */
   cacheMs: number;
+  /** Host-app JWTs (auth/jwt.ts); undefined when neither STREAM_JWT_SECRET nor STREAM_JWT_JWKS_URL is set. */
+  jwt?: JwtVerifier | undefined;
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -46,6 +49,12 @@ export class CredentialChecker {
       if (scope !== SCOPES.read)
         throw apiErrors.permissionDenied('The internal token is limited to read calls.');
       return { kind: 'internal', scopes: [SCOPES.read] };
+    }
+
+    // Host-app JWT stream auth (auth/jwt.ts): read only, one team, optionally some workflows.
+    if (looksLikeJwt(credential)) {
+      if (!this.options.jwt) throw apiErrors.authenticationFailed('JWT authentication is not configured.');
+      return this.options.jwt.authorize(credential, projectId, scope);
     }
 
     if (credential.startsWith(STREAM_TOKEN_PREFIX)) {

@@ -1,4 +1,5 @@
 import type { Scope } from '@wizard-stream/contracts';
+import type { JwtPrincipal } from './jwt.js';
 
 /** Who a request acts as, once its credential has been checked against the project in the URL. */
 export type Principal =
@@ -11,7 +12,9 @@ export type Principal =
       scopes: readonly string[];
     }
   | { kind: 'stream_token'; userId: number; teamId: number; scopes: readonly Scope[] }
-  | { kind: 'internal'; scopes: readonly Scope[] };
+  | { kind: 'internal'; scopes: readonly Scope[] }
+  // A host app's JWT (auth/jwt.ts).
+  | JwtPrincipal;
 
 /** The only kind that may push sessions: a user's personal key. */
 export type ApiKeyPrincipal = Extract<Principal, { kind: 'api_key' }>;
@@ -25,5 +28,7 @@ export function rateLimitKey(principal: Principal): string | undefined {
       return `user:${principal.userId}`;
     case 'internal':
       return undefined;
+    case 'jwt':
+      return `jwt:${principal.teamId}:${principal.subject ?? ''}`;
   }
 }
