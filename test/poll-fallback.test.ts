@@ -5,7 +5,13 @@ import {
   type RunningStreamGateway,
   startStreamGateway,
 } from '@wizard-stream/stream-gateway';
-import { createTestDatabase, NatsServer, type TestDatabase, until } from '@wizard-stream/testkit';
+import {
+  createTestDatabase,
+  metricValue,
+  NatsServer,
+  type TestDatabase,
+  until,
+} from '@wizard-stream/testkit';
 import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '@wizard-stream/write-api';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type SplitProxy, startSplitProxy } from './support/split-proxy.js';
@@ -13,15 +19,7 @@ import { type SplitProxy, startSplitProxy } from './support/split-proxy.js';
 /** How often write-api counted this poll source and result (its /metrics). */
 async function pollCount(writeApiUrl: string, source: string, result: string): Promise<number> {
   const text = await (await fetch(`${writeApiUrl}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find(
-      (row) =>
-        row.startsWith('wizard_latest_requests_total{') &&
-        row.includes(`source="${source}"`) &&
-        row.includes(`result="${result}"`),
-    );
-  return line ? Number(line.split(' ').pop()) : 0;
+  return metricValue(text, 'wizard_latest_requests_total', { source, result });
 }
 
 describe('the SDK polling transport and its SSE fallback, against the running services', () => {

@@ -1,5 +1,6 @@
 export * from './database.js';
 export * from './jwks-server.js';
+export * from './metrics.js';
 export * from './nats-server.js';
 export * from './ports.js';
 export * from './routes.js';

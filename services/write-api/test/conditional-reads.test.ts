@@ -1,5 +1,5 @@
 import type { SessionRecord } from '@wizard-stream/contracts';
-import { DIALECTS } from '@wizard-stream/testkit';
+import { DIALECTS, metricValue } from '@wizard-stream/testkit';
 import Fastify from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,17 +8,8 @@ import { type Harness, startHarness, uniqueSessionBody } from './support/harness
 import { NatsRecorder } from './support/nats-recorder.js';
 import { sessionsPath } from './support/write-api.js';
 
-const metricValue = (metrics: string, source: string, result: string) => {
-  const line = metrics
-    .split('\n')
-    .find(
-      (row) =>
-        row.startsWith('wizard_latest_requests_total{') &&
-        row.includes(`source="${source}"`) &&
-        row.includes(`result="${result}"`),
-    );
-  return line ? Number(line.split(' ').pop()) : 0;
-};
+const polls = (metrics: string, source: string, result: string) =>
+  metricValue(metrics, 'wizard_latest_requests_total', { source, result });
 
 describe.each(DIALECTS)('conditional reads and PostHog parity on %s', (dialect) => {
   let h: Harness;
@@ -109,7 +100,7 @@ describe.each(DIALECTS)('conditional reads and PostHog parity on %s', (dialect) 
     }
     const after = (await h.request('GET', '/metrics', { key: null })).text;
     const delta = (source: string, result: string) =>
-      metricValue(after, source, result) - metricValue(before, source, result);
+      polls(after, source, result) - polls(before, source, result);
     expect(delta('sdk', 'empty')).toBe(1);
     expect(delta('sdk', 'hit')).toBe(1);
     expect(delta('sdk', 'not_modified')).toBe(1);
@@ -174,7 +165,7 @@ describe('STREAM_KILLSWITCH on write-api', () => {
     // Pushes and the other reads are unaffected.
     expect((await h.request('GET', `${path}?workflow_id=ks`)).json.count).toBe(1);
     const metrics = (await h.request('GET', '/metrics', { key: null })).text;
-    expect(metricValue(metrics, 'transport', 'killswitch')).toBe(1);
+    expect(polls(metrics, 'transport', 'killswitch')).toBe(1);
   });
 });
 
