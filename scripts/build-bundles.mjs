@@ -45,4 +45,10 @@ for (const name of copied) {
   await mkdir(dirname(target), { recursive: true });
   await cp(join(root, 'node_modules', name), target, { recursive: true });
 }
+// write-api's offline docs page (/api/schema/docs/): swagger-ui's assets, found next to main.js.
+if (service === 'write-api') {
+  await cp(join(root, 'node_modules', '@fastify', 'swagger-ui', 'static'), join(outdir, 'swagger-ui'), {
+    recursive: true,
+  });
+}
 console.log(`build-bundles: ${service} -> ${outdir}`);

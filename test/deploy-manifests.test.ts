@@ -714,6 +714,12 @@ describe("the container bundles (the Dockerfiles' build step and CMD, run withou
     );
     expect(stream.status).toBe(401);
     await stream.arrayBuffer();
+    // The offline docs page's assets are copied next to the bundle (scripts/build-bundles.mjs).
+    const docsAsset = await fetch(
+      `http://127.0.0.1:${writeApiPort}/api/schema/docs/static/swagger-ui-bundle.js`,
+    );
+    expect(docsAsset.status).toBe(200);
+    expect((await docsAsset.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
 
     writeApi.child.kill('SIGTERM');
     gateway.child.kill('SIGTERM');

@@ -1,6 +1,14 @@
 export { backoffDelayMs, parseRetryAfterMs, type Sleep } from './backoff.js';
 export { WizardApiError, WizardNetworkError } from './errors.js';
 export {
+  clampPollInterval,
+  nextPollDelayMs,
+  POLL_DEFAULTS,
+  type PollOptions,
+  type PollTuning,
+  poll,
+} from './poll.js';
+export {
   createPushClient,
   type PushClient,
   type PushClientOptions,

@@ -3,6 +3,7 @@ import { backoffDelayMs, realSleep, type Sleep } from './backoff.js';
 import { type EventSourceConstructor, eventSourceTransport } from './eventsource-transport.js';
 import { fetchTransport } from './fetch-transport.js';
 import { apiErrorFrom, type FetchLike } from './http.js';
+import { type PollTuning, runPollLoop } from './poll.js';
 import type { Session } from './push-client.js';
 import { SessionVersions } from './session-versions.js';
 import type { ConnectOutcome, Transport } from './transport.js';
@@ -67,6 +68,11 @@ export interface SubscribeOptions {
    * does not expose heartbeats, so it is not applied there.
    */
   idleTimeoutMs?: number;
+  /**
+   * Switch to polling `…/latest/` (poll.ts) once SSE failed `afterFailures` times in a row (default 3)
+   * or the gateway answered 204 (its killswitch), and stay there. Off unless given.
+   */
+  pollFallback?: PollTuning & { afterFailures?: number };
   /** Injected by tests: the jitter source, the wait between attempts, and the clock. */
   random?: () => number;
   sleep?: Sleep;
@@ -77,6 +83,8 @@ export interface Subscription {
   readonly state: ConnectionState;
   /** The id of the last session frame received (what a resume sends as Last-Event-ID). */
   readonly lastEventId: string | undefined;
+  /** True once the subscription polls instead of streaming (poll(), or subscribe()'s pollFallback). */
+  readonly polling: boolean;
   /** Resolves once the subscription has stopped for good. */
   readonly closed: Promise<CloseReason>;
   close(): void;
@@ -204,6 +212,17 @@ export function subscribe(options: SubscribeOptions): Subscription {
     return { outcome, openedAt };
   }
 
+  // The SSE→polling fallback (poll.ts): same versions, so nothing already delivered shows twice.
+  let polling = false;
+  const fallback = options.pollFallback;
+  const pollInstead = (): Promise<CloseReason> => {
+    polling = true;
+    return runPollLoop(
+      { ...options, ...fallback },
+      { versions, signal: stop.signal, setState, onEventId: (id) => (lastEventId = id) },
+    );
+  };
+
   async function run(): Promise<CloseReason> {
     let failures = 0;
     for (;;) {
@@ -213,6 +232,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
         case 'aborted':
           return { reason: 'closed' };
         case 'stop':
+          if (fallback) return pollInstead();
           return { reason: 'no_content' };
         case 'fatal':
           return { reason: 'rejected', error: outcome.error };
@@ -236,6 +256,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
           failures++;
           break;
       }
+      if (fallback && failures >= (fallback.afterFailures ?? 3)) return pollInstead();
       setState('reconnecting');
       try {
         await sleep(delayMs, stop.signal);
@@ -260,6 +281,9 @@ export function subscribe(options: SubscribeOptions): Subscription {
     },
     get lastEventId() {
       return lastEventId;
+    },
+    get polling() {
+      return polling;
     },
     closed,
     close() {

@@ -43,13 +43,40 @@ export function splitStreamToken(credential: string): { claims: string; mac: str
   return { claims, mac };
 }
 
-/** A credential of a shape the public API issues: anything else is refused without a lookup. */
+/** Host-app JWTs are minted elsewhere, so only their outer form is known; anything longer is no JWT of ours. */
+const MAX_JWT_CHARS = 8192;
+
+/**
+ * A JWS compact token (a host app's JWT, docs/api.md#host-app-jwts): three base64url parts whose first
+ * is a JSON header naming an `alg`. Our own credentials never look like that (API keys have no dot,
+ * stream tokens one), so the shape alone tells which check a credential gets.
+ */
+export function isJwtShape(credential: string): boolean {
+  if (credential.length > MAX_JWT_CHARS) return false;
+  const parts = credential.split('.');
+  if (parts.length !== 3 || !parts.every((part) => BASE64URL.test(part))) return false;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8')) as unknown;
+    return (
+      typeof header === 'object' && header !== null && typeof (header as { alg?: unknown }).alg === 'string'
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** A credential of a shape the public API takes: anything else is refused without a lookup. */
 export function isPublicCredentialShape(credential: string): boolean {
-  return isApiKeyShape(credential) || splitStreamToken(credential) !== undefined;
+  return isApiKeyShape(credential) || splitStreamToken(credential) !== undefined || isJwtShape(credential);
+}
+
+/** What a query string may carry: a read-only credential made for a browser (a stream token or a JWT). */
+function isQueryCredentialShape(credential: string): boolean {
+  return splitStreamToken(credential) !== undefined || isJwtShape(credential);
 }
 
 /**
- * The credential a request carries: a bearer token in the header, or else a stream token in the query
+ * The credential a request carries: a bearer token in the header, or else a stream token or JWT in the query
  * (EventSource cannot send headers). Nothing else is taken from a query string: a URL ends up in
  * browser history, proxy logs and Referer headers, so a key or the internal token there counts as none.
  */
@@ -59,7 +86,7 @@ export function credentialFrom(
 ): string | undefined {
   const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
   if (match?.[1]) return match[1];
-  return queryToken !== undefined && splitStreamToken(queryToken) ? queryToken : undefined;
+  return queryToken !== undefined && isQueryCredentialShape(queryToken) ? queryToken : undefined;
 }
 
 /** Who write-api found behind a read call's credential: sent back to the gateways with a snapshot. */

@@ -12,7 +12,14 @@ export type RunPhase = (typeof RUN_PHASES)[number];
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export const runPhaseSchema = z.enum(RUN_PHASES);
-export const taskStatusSchema = z.enum(TASK_STATUSES);
+
+/**
+ * The CLI's enum spells `cancelled`, PostHog's server `canceled`: both are accepted, and a task is
+ * stored and served as `canceled` (docs/data-model.md).
+ */
+export const taskStatusSchema = z
+  .enum([...TASK_STATUSES, 'cancelled'])
+  .transform((status): TaskStatus => (status === 'cancelled' ? 'canceled' : status));
 
 export const taskSchema = z.object({
   id: z.string().max(255),
@@ -205,7 +212,7 @@ export const sessionDtoSchema = z.looseObject({
   skill_id: z.string(),
   started_at: z.string(),
   run_phase: runPhaseSchema,
-  tasks: z.array(z.looseObject({ id: z.string(), title: z.string(), status: taskStatusSchema })),
+  tasks: z.array(z.looseObject({ id: z.string(), title: z.string(), status: z.enum(TASK_STATUSES) })),
   event_plan: z.record(z.string(), z.unknown()).nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),
   pending_input: z

@@ -6,6 +6,7 @@ import { AuthFailureThrottle, errorsPlugin, sendApiError, toApiError } from '@wi
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
+import { JwtVerifier } from './auth/jwt.js';
 import { RateLimiter } from './auth/rate-limiter.js';
 import type { WriteApiConfig } from './config.js';
 import { databaseUnavailableError } from './db-errors.js';
@@ -13,6 +14,7 @@ import { healthRoutes } from './health.js';
 import { type InternalListener, startInternalListener } from './internal-listener.js';
 import { personalApiKeyRoutes } from './keys/routes.js';
 import { createWriteApiMetrics } from './metrics.js';
+import { openApiPlugin } from './openapi/plugin.js';
 import { authPlugin } from './plugins/auth.js';
 import { servicesPlugin, type WriteApiServices } from './plugins/services.js';
 import { SessionCommitter } from './sessions/commit.js';
@@ -40,6 +42,17 @@ export interface RunningWriteApi {
   sweeper: StalenessSweeper;
   /** Graceful stop: unready, finish in-flight requests, confirm publishes, release connections. */
   close(): Promise<void>;
+}
+
+function jwtVerifier(config: WriteApiConfig): JwtVerifier | undefined {
+  if (config.streamJwtSecret === undefined && config.streamJwtJwksUrl === undefined) return undefined;
+  return new JwtVerifier({
+    secret: config.streamJwtSecret,
+    jwksUrl: config.streamJwtJwksUrl,
+    issuer: config.streamJwtIssuer,
+    audience: config.streamJwtAudience,
+    jwksCooldownMs: config.streamJwtJwksCooldownMs,
+  });
 }
 
 export async function startWriteApi(
@@ -126,12 +139,15 @@ export async function startWriteApi(
       streamTokenSecret: config.streamTokenSecret,
       cacheMs: config.authCacheMs,
       cacheMax: config.authCacheMax,
+      jwt: jwtVerifier(config),
     }),
     authFailures: new AuthFailureThrottle(config.authFailuresPerMin),
   };
   await app.register(servicesPlugin, { services });
   await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(authPlugin);
+  // Before every route: it documents the routes as they are registered.
+  await app.register(openApiPlugin);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });

@@ -8,7 +8,9 @@ import {
   envBool,
   envInt,
   envOptionalInt,
+  envSecret,
   envString,
+  envUrl,
   loadConfig,
   refineNatsEnv,
   serviceEnv,
@@ -34,6 +36,14 @@ export const writeApiConfigSchema = z
     INTERNAL_PORT: envOptionalInt({ min: 0, max: 65_535 }),
     AUTH_FAILURES_PER_MIN: envInt(30, { min: 1 }),
     AUTH_CACHE_MAX: envInt(10_000, { min: 1, max: 10_000_000 }),
+    /** As the gateway's: `…/latest/` answers 204, so pollers wind down too (PostHog's killswitch). */
+    STREAM_KILLSWITCH: envBool(false),
+    // Host-app JWTs (auth/jwt.ts): HS256 with the secret and/or RS256/ES256 from the JWKS.
+    STREAM_JWT_SECRET: envSecret(32),
+    STREAM_JWT_JWKS_URL: envUrl(),
+    STREAM_JWT_ISSUER: envString(),
+    STREAM_JWT_AUDIENCE: envString(),
+    STREAM_JWT_JWKS_COOLDOWN_MS: envInt(30_000, { min: 0, max: 3_600_000 }),
   })
   .superRefine(refineNatsEnv)
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({

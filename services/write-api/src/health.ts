@@ -1,5 +1,6 @@
 import { pingDatabase } from '@wizard-stream/db';
 import type { FastifyInstance } from 'fastify';
+import { healthRouteSchemas as schemas } from './openapi/route-schemas.js';
 
 const READINESS_TIMEOUT_MS = 2000;
 
@@ -19,9 +20,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * rotation would turn a delivery delay into a write outage. The NATS state is reported in the body.
  */
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: schemas.healthz }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { schema: schemas.readyz }, async (_request, reply) => {
     const { database, bus } = app.services;
     const checks = { accepting: app.accepting, database: false, nats: bus.isConnected() };
     try {
@@ -34,7 +35,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unready', checks });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: schemas.metrics }, async (_request, reply) => {
     const { metrics, database, bus } = app.services;
     const pool = database.poolStats();
     metrics.dbPool.set({ state: 'total' }, pool.total);

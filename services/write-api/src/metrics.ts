@@ -20,6 +20,7 @@ export interface WriteApiMetrics {
   stalenessTransitions: Counter;
   dbPool: Gauge<'state'>;
   natsConnected: Gauge;
+  latestPolls: Counter<'source' | 'result'>;
 }
 
 export function createWriteApiMetrics(): WriteApiMetrics {
@@ -87,6 +88,12 @@ export function createWriteApiMetrics(): WriteApiMetrics {
     natsConnected: new Gauge({
       name: 'wizard_nats_connected',
       help: '1 while connected to NATS',
+      registers,
+    }),
+    latestPolls: new Counter({
+      name: 'wizard_latest_requests_total',
+      help: 'Calls of …/latest/ by X-Wizard-Poll-Source (sdk, transport, detector, dashboard, other, none) and result (hit, not_modified, empty, killswitch)',
+      labelNames: ['source', 'result'],
       registers,
     }),
   };

@@ -11,6 +11,7 @@ import {
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { verifyStreamToken } from '../stream-tokens/token.js';
+import { type JwtVerifier, looksLikeJwt } from './jwt.js';
 import type { ApiKeyPrincipal, Principal } from './principal.js';
 
 export interface CredentialCheckerOptions {
@@ -20,6 +21,8 @@ export interface CredentialCheckerOptions {
   cacheMs: number;
   /** Lookups kept at most (least recently used first out). */
   cacheMax: number;
+  /** Host-app JWTs (auth/jwt.ts); undefined when neither STREAM_JWT_SECRET nor STREAM_JWT_JWKS_URL is set. */
+  jwt?: JwtVerifier | undefined;
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -50,6 +53,12 @@ export class CredentialChecker {
   }
 
   async authorize(credential: string, projectId: number, scope: Scope): Promise<Principal> {
+    // Host-app JWT stream auth (auth/jwt.ts): read only, one team, optionally some workflows.
+    if (looksLikeJwt(credential)) {
+      if (!this.options.jwt) throw apiErrors.authenticationFailed('JWT authentication is not configured.');
+      return this.options.jwt.authorize(credential, projectId, scope);
+    }
+
     if (credential.startsWith(STREAM_TOKEN_PREFIX)) {
       const claims = verifyStreamToken(this.options.streamTokenSecret, credential);
       if (!claims) throw apiErrors.authenticationFailed('Invalid or expired stream token.');

@@ -10,6 +10,10 @@ import {
   upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { assertJwtWorkflow } from '../auth/jwt.js';
+import { sessionRouteSchemas as schemas } from '../openapi/route-schemas.js';
+import { sendConditionalSession as sendSession } from './conditional.js';
+import { POLL_SOURCE_HEADER, type PollResult, pollSourceLabel } from './poll-source.js';
 import { findSession, latestSession, listSessions } from './queries.js';
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
@@ -26,9 +30,9 @@ function pageUrl(request: FastifyRequest, offset: number, limit: number): string
 
 /** The session collection; registered once per URL alias (docs/api.md). */
 export async function sessionRoutes(app: FastifyInstance): Promise<void> {
-  const { commits, serialize, metrics } = app.services;
+  const { commits, serialize, metrics, config } = app.services;
 
-  app.post('/', async (request, reply) => {
+  app.post('/', { schema: schemas.upsert }, async (request, reply) => {
     const { principal, projectId } = await request.authorize(SCOPES.write);
     if (principal.kind !== 'api_key')
       throw apiErrors.permissionDenied('Only personal API keys can push sessions.');
@@ -43,9 +47,10 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
     return sendJson(reply, created ? 201 : 200, payload);
   });
 
-  app.get('/', async (request, reply) => {
-    const { projectId } = await request.authorize(SCOPES.read);
+  app.get('/', { schema: schemas.list }, async (request, reply) => {
+    const { principal, projectId } = await request.authorize(SCOPES.read);
     const query = parseInput(listSessionsQuerySchema, request.query);
+    assertJwtWorkflow(principal, query.workflow_id);
     const { count, sessions } = await listSessions(
       app.services.database.db,
       projectId,
@@ -69,35 +74,55 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
     );
   });
 
-  app.get('/latest', async (request, reply) => {
-    const { projectId } = await request.authorize(SCOPES.read);
+  app.get('/latest', { schema: schemas.latest }, async (request, reply) => {
+    const { principal, projectId } = await request.authorize(SCOPES.read);
+    const countPoll = (result: PollResult) =>
+      metrics.latestPolls.inc({ source: pollSourceLabel(request.headers[POLL_SOURCE_HEADER]), result });
+    // PostHog's order: after authentication, before validation and the read, so the fleet's polls cost nothing.
+    if (config.streamKillswitch) {
+      countPoll('killswitch');
+      return reply.code(204).send();
+    }
     const query = parseInput(latestSessionQuerySchema, request.query);
+    assertJwtWorkflow(principal, query.workflow_id);
     const latest = await latestSession(app.services.database.db, projectId, {
       workflowId: query.workflow_id,
       skillId: query.skill_id,
     });
-    if (!latest) return reply.code(204).send();
-    return sendJson(reply, 200, serialize(latest.record));
+    if (!latest) {
+      countPoll('empty');
+      return reply.code(204).send();
+    }
+    countPoll(sendSession(request, reply, latest.record, serialize, config.staleAfterMs));
+    return reply;
   });
 
-  app.get('/stream', async (request) => {
+  app.get('/stream', { schema: schemas.stream }, async (request) => {
     await request.authorize(SCOPES.read);
     throw apiErrors.notFound('Streams are served by the stream gateway, not by write-api.');
   });
 
-  app.get<{ Params: { sessionId: string } }>('/:sessionId', async (request, reply) => {
-    const { projectId } = await request.authorize(SCOPES.read);
-    const sessionId = sessionIdSchema.safeParse(request.params.sessionId);
-    if (!sessionId.success) throw apiErrors.notFound();
-    const stored = await findSession(app.services.database.db, projectId, sessionId.data);
-    if (!stored) throw apiErrors.notFound();
-    return sendJson(reply, 200, serialize(stored.record));
-  });
+  app.get<{ Params: { sessionId: string } }>(
+    '/:sessionId',
+    { schema: schemas.retrieve },
+    async (request, reply) => {
+      const { principal, projectId } = await request.authorize(SCOPES.read);
+      const sessionId = sessionIdSchema.safeParse(request.params.sessionId);
+      if (!sessionId.success) throw apiErrors.notFound();
+      const stored = await findSession(app.services.database.db, projectId, sessionId.data);
+      if (!stored) throw apiErrors.notFound();
+      // A JWT limited to some workflows does not see the others' sessions (auth/jwt.ts).
+      assertJwtWorkflow(principal, stored.record.workflowId, apiErrors.notFound);
+      sendSession(request, reply, stored.record, serialize, config.staleAfterMs);
+      return reply;
+    },
+  );
 
   for (const url of ['/', '/:sessionId']) {
     app.route({
       method: ['PUT', 'PATCH', 'DELETE'],
       url,
+      schema: schemas.methodNotAllowed,
       handler: async (request) => {
         throw apiErrors.methodNotAllowed(request.method);
       },
