@@ -14,6 +14,8 @@ export const streamGatewayEnvSchema = z
     DRAIN_MS: envInt(10_000, { min: 0, max: 10 * 60 * 1000 }),
     STREAM_KILLSWITCH: envBool(false),
     SNAPSHOT_TIMEOUT_MS: envInt(5000, { min: 10, max: 120_000 }),
+    // Held plus unsent frame bytes per client; below 64 KiB a single ordinary frame would close clients.
+    MAX_CLIENT_BUFFER_BYTES: envInt(4 * 1024 * 1024, { min: 64 * 1024, max: 1024 * 1024 * 1024 }),
   })
   .transform(({ STREAM_KILLSWITCH, ...settings }) => ({
     ...camelCaseKeys(settings),

@@ -10,7 +10,7 @@ export class StreamRegistry {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly limits: ConnectionLimits & { streamMaxDurationMs: number },
+    private readonly limits: ConnectionLimits & { streamMaxDurationMs: number; maxClientBufferBytes: number },
     private readonly delivery: DeliveryEvents,
     gauges: GaugeRegistry,
   ) {
@@ -30,7 +30,12 @@ export class StreamRegistry {
 
   /** A new connection, counted from now on, rotated at STREAM_MAX_DURATION_MS from `now`. */
   connect(lastEventId: string | undefined, now: number): StreamConnection {
-    const connection = new StreamConnection(this.delivery, this.rotationDeadline(now), lastEventId);
+    const connection = new StreamConnection(
+      this.delivery,
+      this.rotationDeadline(now),
+      lastEventId,
+      this.limits.maxClientBufferBytes,
+    );
     this.connections.add(connection);
     return connection;
   }
@@ -64,7 +69,7 @@ export class StreamRegistry {
     return now + Math.round(this.limits.streamMaxDurationMs + jitter);
   }
 
-  /** Bytes waiting for clients across the process: bounded by conflation, whatever the clients do. */
+  /** Bytes waiting for clients across the process: at most MAX_CLIENT_BUFFER_BYTES (plus one frame) each. */
   private bufferedBytes(): number {
     let bytes = 0;
     for (const connection of this.connections) bytes += connection.bufferedBytes();
