@@ -1,0 +1,50 @@
+import { type Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+
+export interface Exchange {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+  reusedSocket: boolean;
+}
+
+/** One request on `agent` (keep-alive, one socket): the answer and whether it went over a reused connection. */
+export function exchange(
+  agent: Agent,
+  base: string,
+  {
+    method = 'GET',
+    path = '/',
+    headers = {},
+    body,
+  }: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer | Buffer[] },
+): Promise<Exchange> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      { host: url.hostname, port: url.port, method, path, agent, headers },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: text,
+            reusedSocket: request.reusedSocket,
+          }),
+        );
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    if (Array.isArray(body)) {
+      for (const chunk of body) request.write(chunk);
+      request.end();
+    } else {
+      request.end(body);
+    }
+  });
+}
