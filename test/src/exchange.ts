@@ -4,10 +4,11 @@ export interface Exchange {
   status: number;
   headers: IncomingMessage['headers'];
   body: string;
-  reusedSocket: boolean;
+  /** The client side's port of the connection it was answered on: equal ports, the same connection. */
+  localPort: number | undefined;
 }
 
-/** One request on `agent` (keep-alive, one socket): the answer and whether it went over a reused connection. */
+/** One request on `agent` (keep-alive, one socket): the answer and the connection it came on. */
 export function exchange(
   agent: Agent,
   base: string,
@@ -23,6 +24,8 @@ export function exchange(
     const request = httpRequest(
       { host: url.hostname, port: url.port, method, path, agent, headers },
       (response) => {
+        // Read now: the socket is detached from the response once it ends.
+        const localPort = response.socket?.localPort;
         let text = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => {
@@ -33,7 +36,7 @@ export function exchange(
             status: response.statusCode ?? 0,
             headers: response.headers,
             body: text,
-            reusedSocket: request.reusedSocket,
+            localPort,
           }),
         );
         response.on('error', reject);
