@@ -1,5 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import {
+  Agent,
   createServer,
   request as httpRequest,
   type IncomingMessage,
@@ -9,15 +10,23 @@ import {
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { apiErrors, MAX_BODY_BYTES } from '@wizard-stream/contracts';
 import { freePort } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeProxy, startEdgeProxy } from '../scripts/stack/edge-proxy.js';
+import { type Exchange, exchange } from './src/exchange.js';
 
 interface Upstream {
   name: string;
   url: string;
   server: Server;
-  seen: { method: string; url: string; body: string; acceptEncoding: string | undefined }[];
+  seen: {
+    method: string;
+    url: string;
+    body: string;
+    acceptEncoding: string | undefined;
+    headers: IncomingMessage['headers'];
+  }[];
 }
 
 async function startUpstream(name: string, handle?: (req: IncomingMessage, res: ServerResponse) => boolean) {
@@ -33,6 +42,7 @@ async function startUpstream(name: string, handle?: (req: IncomingMessage, res: 
         url: req.url ?? '',
         body,
         acceptEncoding: req.headers['accept-encoding'] as string | undefined,
+        headers: req.headers,
       });
       if (handle?.(req, res)) return;
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -89,8 +99,13 @@ describe('edge proxy', () => {
   const sse = (name: string) => (req: IncomingMessage, res: ServerResponse) => {
     if (!req.url?.includes('/stream')) return false;
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform' });
-    res.write(`retry: 3000\n\ndata: {"gateway":"${name}"}\n\n`);
     open.push(res);
+    // A stream with nothing to say yet: only its headers, which the client must get at once.
+    if (req.url.includes('workflow_id=quiet')) {
+      res.flushHeaders();
+      return true;
+    }
+    res.write(`retry: 3000\n\ndata: {"gateway":"${name}"}\n\n`);
     return true;
   };
 
@@ -158,6 +173,17 @@ describe('edge proxy', () => {
     expect(writeApi.seen.filter((request) => request.url.includes('stream'))).toEqual([]);
   });
 
+  it("passes a stream's headers on before its first frame", async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${edge.url}/api/projects/1/wizard/sessions/stream/?workflow_id=quiet`, {
+      headers: { Accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    controller.abort();
+  });
+
   it('ends the client stream when its gateway dies mid-stream', async () => {
     const stream = await openStream('/api/projects/1/wizard/sessions/stream/?workflow_id=w');
     const held = open.at(-1);
@@ -177,7 +203,35 @@ describe('edge proxy', () => {
     });
     expect(await response.json()).toEqual({ upstream: 'write-api' });
     expect(writeApi.seen.at(-1)).toMatchObject({ method: 'POST', body: '{"session_id":"s"}' });
-    expect(await (await fetch(`${edge.url}/healthz`)).json()).toEqual({ upstream: 'write-api' });
+    const list = await fetch(`${edge.url}/api/projects/1/wizard/sessions/?workflow_id=w`);
+    expect(await list.json()).toEqual({ upstream: 'write-api' });
+    expect(writeApi.seen.at(-1)).toMatchObject({
+      method: 'GET',
+      url: '/api/projects/1/wizard/sessions/?workflow_id=w',
+    });
+  });
+
+  it('routes only /api/** and the dashboard: /metrics, /readyz, /healthz and other paths are 404 at the edge', async () => {
+    const before = writeApi.seen.length;
+    for (const path of ['/metrics', '/readyz', '/healthz', '/internal/sessions', '/apix', '/docs']) {
+      const response = await fetch(`${edge.url}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(await response.json()).toMatchObject({ type: 'invalid_request', code: 'not_found' });
+    }
+    expect(writeApi.seen.slice(before)).toEqual([]);
+  });
+
+  it('names each request to its upstream with X-Request-Id, keeping the one a client sent', async () => {
+    await fetch(`${edge.url}/api/projects/1/wizard/sessions/a/`);
+    const generated = writeApi.seen.at(-1)?.headers['x-request-id'];
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    await fetch(`${edge.url}/api/projects/1/wizard/sessions/b/`, { headers: { 'X-Request-Id': 'cli-42' } });
+    expect(writeApi.seen.at(-1)?.headers['x-request-id']).toBe('cli-42');
+    const stream = await openStream('/api/projects/1/wizard/sessions/stream/?workflow_id=w');
+    stream.abort();
+    const gatewaySeen = [...gatewayA.seen, ...gatewayB.seen].at(-1);
+    expect(gatewaySeen?.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(gatewaySeen?.headers['x-forwarded-proto']).toBe('http');
   });
 
   it('serves the dashboard at / and the dev credentials', async () => {
@@ -194,7 +248,7 @@ describe('edge proxy', () => {
     for (const path of ['//', '//[', '//%zz']) {
       const answer = await rawGet(edge.url, path);
       expect(answer.status).toBe(400);
-      expect(JSON.parse(answer.body)).toMatchObject({ code: 'invalid_request' });
+      expect(JSON.parse(answer.body)).toMatchObject({ type: 'validation_error', code: 'invalid_input' });
     }
     expect((await fetch(`${edge.url}/`)).status).toBe(200);
   });
@@ -252,5 +306,153 @@ describe('edge proxy', () => {
       await skipping.close();
       await allDown.close();
     }
+  });
+
+  describe('bodies over the limit and failed upstreams', () => {
+    /** Like write-api: an over-limit Content-Length is answered 413 and the connection closed unread. */
+    let strict: Upstream;
+    let strictEdge: EdgeProxy;
+    let agent: Agent;
+
+    beforeAll(async () => {
+      strict = await startUpstream('strict');
+      strict.server.removeAllListeners('request');
+      strict.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+          res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
+          res.end(JSON.stringify(apiErrors.payloadTooLarge(MAX_BODY_BYTES).body));
+          res.on('finish', () => req.socket.destroy());
+          return;
+        }
+        if (req.url?.includes('/reset/')) {
+          req.socket.destroy();
+          return;
+        }
+        let body = '';
+        req.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        req.on('end', () => {
+          strict.seen.push({
+            method: req.method ?? '',
+            url: req.url ?? '',
+            body,
+            acceptEncoding: undefined,
+            headers: req.headers,
+          });
+          res.writeHead(200, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ upstream: 'strict', bytes: body.length }));
+        });
+      });
+      strictEdge = await startEdgeProxy({
+        host: '127.0.0.1',
+        port: await freePort(),
+        writeApiUrl: strict.url,
+        gatewayUrls: [gatewayA.url],
+        dashboardDir,
+        devCredentials: () => ({}),
+        log: () => {},
+      });
+    });
+
+    afterAll(async () => {
+      agent?.destroy();
+      await strictEdge?.close();
+      if (strict) await closeServer(strict.server);
+    });
+
+    const post = '/api/projects/1/wizard/sessions/';
+    const json = { 'Content-Type': 'application/json' };
+    const tooLarge = apiErrors.payloadTooLarge(MAX_BODY_BYTES).body;
+
+    it("answers ten 2 MiB bodies with write-api's 413 and serves the next request on the same connection", async () => {
+      agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const body = Buffer.alloc(2 * 1024 * 1024, 'x');
+      const answers: Exchange[] = [];
+      for (let attempt = 0; attempt < 10; attempt++) {
+        answers.push(
+          await exchange(agent, strictEdge.url, { method: 'POST', path: post, headers: json, body }),
+        );
+      }
+      expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(413));
+      for (const answer of answers) expect(JSON.parse(answer.body)).toEqual(tooLarge);
+      const next = await exchange(agent, strictEdge.url, {
+        method: 'POST',
+        path: post,
+        headers: json,
+        body: Buffer.from('{"session_id":"after"}'),
+      });
+      expect(next.status).toBe(200);
+      expect(JSON.parse(next.body)).toEqual({ upstream: 'strict', bytes: 22 });
+      // One connection for all eleven: no answer broke it.
+      const ports = new Set([...answers, next].map((answer) => answer.localPort));
+      expect(answers[0]?.localPort).toBeGreaterThan(0);
+      expect([...ports]).toEqual([answers[0]?.localPort]);
+    }, 20_000);
+
+    it('answers 413 to a chunked body that grows past the limit, without forwarding it', async () => {
+      const before = strict.seen.length;
+      const chunks = Array.from({ length: 33 }, () => Buffer.alloc(64 * 1024, 'y'));
+      const chunked = new Agent({ keepAlive: false });
+      try {
+        const answer = await exchange(chunked, strictEdge.url, {
+          method: 'POST',
+          path: post,
+          headers: { ...json, 'Transfer-Encoding': 'chunked' },
+          body: chunks,
+        });
+        expect(answer.status).toBe(413);
+        expect(JSON.parse(answer.body)).toEqual(tooLarge);
+      } finally {
+        chunked.destroy();
+      }
+      expect(strict.seen.slice(before)).toEqual([]);
+      // Just under the limit, chunked: forwarded whole.
+      const fits = await fetch(`${strictEdge.url}${post}`, {
+        method: 'POST',
+        headers: json,
+        body: new Blob([Buffer.alloc(MAX_BODY_BYTES, 'z')]).stream(),
+        duplex: 'half',
+      } as RequestInit);
+      expect(await fits.json()).toEqual({ upstream: 'strict', bytes: MAX_BODY_BYTES });
+    });
+
+    it('forwards a body sent with Expect: 100-continue', async () => {
+      const once = new Agent({ keepAlive: false });
+      try {
+        const answer = await exchange(once, strictEdge.url, {
+          method: 'POST',
+          path: post,
+          headers: { ...json, Expect: '100-continue' },
+          body: Buffer.from('{"a":1}'),
+        });
+        expect(answer.status).toBe(200);
+        expect(JSON.parse(answer.body)).toEqual({ upstream: 'strict', bytes: 7 });
+      } finally {
+        once.destroy();
+      }
+      expect(strict.seen.at(-1)?.headers.expect).toBeUndefined();
+    });
+
+    it('answers 502 with connection: close when the upstream fails, and the next request succeeds', async () => {
+      const pooled = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const failed = await exchange(pooled, strictEdge.url, {
+          path: '/api/projects/1/wizard/sessions/reset/',
+        });
+        expect(failed.status).toBe(502);
+        expect(failed.headers.connection).toBe('close');
+        expect(JSON.parse(failed.body)).toMatchObject({ type: 'server_error', code: 'bad_gateway' });
+        const next = await exchange(pooled, strictEdge.url, {
+          method: 'POST',
+          path: post,
+          headers: json,
+          body: Buffer.from('{}'),
+        });
+        expect(next.status).toBe(200);
+      } finally {
+        pooled.destroy();
+      }
+    });
   });
 });

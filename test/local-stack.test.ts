@@ -1,15 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { connect, headers as natsHeaders } from '@nats-io/transport-node';
 import { BusConnection, subscribeSessions } from '@wizard-stream/bus';
 import { createPushClient, type Session, type Subscription, subscribe } from '@wizard-stream/client';
-import { NATS_HEADERS, sessionSubject } from '@wizard-stream/contracts';
+import { apiErrors, MAX_BODY_BYTES, NATS_HEADERS, sessionSubject } from '@wizard-stream/contracts';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Exchange, exchange } from './src/exchange.js';
 import { type LocalStack, startLocalStack } from './src/local-stack.js';
-import { commandLineOf, isAlive } from './src/processes.js';
+import { commandLineOf, isAlive, killQuietly, processesInGroup } from './src/processes.js';
 import { required } from './src/required.js';
+import { listeningOnPort } from './src/tcp.js';
 
 /**
  * `npm start` in a copy of the repository, the way a newcomer runs it: it comes up, writes its
@@ -270,6 +273,55 @@ describe('npm start (local stack)', () => {
     }
   }, 30_000);
 
+  it("answers ten 2 MiB bodies through the edge with write-api's 413, and the next push on the same connection succeeds", async () => {
+    const team = required(stack.credentials.teams[0], 'team 1');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const path = `/api/projects/${team.id}/wizard/sessions/`;
+    const headers = { Authorization: `Bearer ${team.api_key}`, 'Content-Type': 'application/json' };
+    try {
+      const oversize = Buffer.from(JSON.stringify({ session_id: 'big', blob: 'x'.repeat(2 * 1024 * 1024) }));
+      const answers: Exchange[] = [];
+      for (let attempt = 0; attempt < 10; attempt++) {
+        answers.push(await exchange(agent, stack.url, { method: 'POST', path, headers, body: oversize }));
+      }
+      expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(413));
+      for (const answer of answers) {
+        expect(JSON.parse(answer.body)).toEqual(apiErrors.payloadTooLarge(MAX_BODY_BYTES).body);
+      }
+      const next = await exchange(agent, stack.url, {
+        method: 'POST',
+        path,
+        headers,
+        body: Buffer.from(
+          JSON.stringify({
+            session_id: 'after-413',
+            workflow_id: 'e2e.limits',
+            skill_id: 'setup',
+            started_at: new Date().toISOString(),
+            run_phase: 'running',
+            tasks: [],
+          }),
+        ),
+      });
+      expect(next.status).toBe(201);
+      // One connection for all eleven: no answer broke it.
+      const ports = new Set([...answers, next].map((answer) => answer.localPort));
+      expect(answers[0]?.localPort).toBeGreaterThan(0);
+      expect([...ports]).toEqual([answers[0]?.localPort]);
+    } finally {
+      agent.destroy();
+    }
+  }, 30_000);
+
+  it('routes only the API and the dashboard: /metrics, /readyz and /healthz are 404 at the edge', async () => {
+    for (const path of ['/metrics', '/readyz', '/healthz']) {
+      expect((await fetch(`${stack.credentials.write_api}${path}`)).status, `write-api ${path}`).toBe(200);
+      const atEdge = await fetch(`${stack.url}${path}`);
+      expect(atEdge.status, `edge ${path}`).toBe(404);
+      expect(await atEdge.json()).toMatchObject({ code: 'not_found' });
+    }
+  });
+
   it('refuses to start with a clear message when WIZARD_PORT is taken', () => {
     const second = spawnSync('npm', ['start'], {
       cwd: stack.directory,
@@ -354,5 +406,60 @@ describe('npm start (local stack)', () => {
       tasks: [],
     });
     expect(session.version).toBe(1);
+  }, 150_000);
+
+  /** The processes and ports of the running stack, and a check that none of them is left. */
+  function footprint(running: LocalStack) {
+    const natsPort = Number(running.output().match(/nats-server\s+nats:\/\/127\.0\.0\.1:(\d+)/)?.[1]);
+    const ports = [running.url, running.credentials.write_api, ...running.credentials.gateways]
+      .map((url) => Number(new URL(url).port))
+      .concat(natsPort);
+    for (const port of ports) expect(listeningOnPort(port), `port ${port} in use before the stop`).toBe(true);
+    const started = [running.pid, ...running.descendants()];
+    expect(started.map(commandLineOf).join('\n')).toContain('nats-server');
+    const left = () => ({
+      processes: started.filter(isAlive),
+      groups: started.filter((pgid) => processesInGroup(pgid).length > 0),
+      ports: ports.filter(listeningOnPort),
+    });
+    return {
+      started,
+      /** 'none' once no process, process group or port of the stack is left; what is left after 15 s. */
+      leftover: () =>
+        until(
+          () => {
+            const now = left();
+            return now.processes.length + now.groups.length + now.ports.length === 0 ? 'none' : undefined;
+          },
+          { timeoutMs: 15_000, intervalMs: 100, what: 'the stack to stop' },
+        ).catch(() => {
+          const now = left();
+          return `processes ${now.processes.map((pid) => `${pid} ${commandLineOf(pid)}`).join('; ')}; groups ${now.groups.join(', ')}; ports ${now.ports.join(', ')}`;
+        }),
+    };
+  }
+
+  it('with its output pipes closed, SIGTERM to its process group stops every process and frees every port within 15 s', async () => {
+    const { leftover } = footprint(stack);
+    // The terminal went away: whatever the stack writes from now on meets a closed pipe.
+    stack.closeOutput();
+    stack.signalGroup('SIGTERM');
+    expect(await leftover()).toBe('none');
+  }, 30_000);
+
+  it('with its output pipes closed, SIGINT twice to the supervisor alone stops every process and frees every port within 15 s', async () => {
+    const previous = stack;
+    await previous.dispose({ keepDirectory: true });
+    stack = await startLocalStack(stackEnv, { directory: previous.directory });
+    const { started, leftover } = footprint(stack);
+    const supervisor = required(
+      // The node process itself, not the shell npm runs it with (`sh -c node scripts/start.mjs`).
+      started.find((pid) => /^(\S*\/)?node .*scripts\/start\.mjs/.test(commandLineOf(pid))),
+      'the supervisor process',
+    );
+    stack.closeOutput();
+    killQuietly(supervisor, 'SIGINT');
+    killQuietly(supervisor, 'SIGINT');
+    expect(await leftover()).toBe('none');
   }, 150_000);
 });

@@ -39,6 +39,8 @@ export class Supervisor {
   }
 
   start(spec: ChildSpec): Child {
+    // A child started after stopAll() took its list would outlive the stop.
+    if (this.stopping) throw new Error(`not starting ${spec.name}: the stack is stopping`);
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -50,6 +52,8 @@ export class Supervisor {
     const prefix = `[${spec.name}] `;
     const forward = (stream: NodeJS.ReadableStream | null) => {
       let partial = '';
+      // The pipe may break when the child dies mid-write; its exit is what the supervisor acts on.
+      stream?.on('error', () => {});
       stream?.setEncoding('utf8');
       stream?.on('data', (chunk: string) => {
         const parts = (partial + chunk).split('\n');

@@ -5,6 +5,7 @@ import { type Child, Supervisor } from './children.js';
 import { startEdgeProxy } from './edge-proxy.js';
 import { localNatsLogins, NATS_TLS_VARIABLES, writeLocalNatsConfig } from './nats-config.js';
 import { freePort, portIsFree, waitForHealthy, waitForPort } from './net.js';
+import { terminalOutput } from './output.js';
 import {
   loadOrCreateSecrets,
   readCredentials,
@@ -32,9 +33,12 @@ export interface LocalStackOptions {
 
 class StackError extends Error {}
 
-function print(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
+const { print } = terminalOutput();
+
+/** Signals that mean "stop": Ctrl-C, a process manager's stop, and the terminal closing. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** How long the edge may take to close before the children are stopped anyway. */
+const EDGE_CLOSE_MS = 2000;
 
 function parsePort(value: string | undefined, fallback: number): number {
   if (value === undefined || value.trim() === '') return fallback;
@@ -108,7 +112,10 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
   const shutdown = (exitCode: number): Promise<void> => {
     shuttingDown ??= (async () => {
       print('\n[stack] stopping…');
-      await edgeClose?.().catch(() => {});
+      await withinMs(
+        EDGE_CLOSE_MS,
+        edgeClose?.().catch(() => {}),
+      );
       await supervisor.stopAll([GATEWAY_NAMES, ['write-api'], ['nats-server']], stopTimeoutMs);
       print('[stack] stopped');
       process.exit(exitCode);
@@ -125,8 +132,9 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
     }
     void shutdown(0);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A signal to the whole process group (the terminal's Ctrl-C, or its closing) reaches this process only:
+  // the children lead their own groups, so it is this process that stops them, once or twice signalled.
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   // Children lead their own process groups, so nothing else would stop them if this process failed.
   process.on('uncaughtException', (error) => {
     print(`[stack] unexpected error: ${error.stack ?? error.message}`);
@@ -279,6 +287,13 @@ export async function runLocalStack({ root, env }: LocalStackOptions): Promise<v
   }
 }
 
+/** Waits for `work`, but no longer than `ms`. */
+async function withinMs(ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 function exitReason(child: Child): string | undefined {
   if (!child.exit) return undefined;
   return `${child.name} exited during start (code ${child.exit.code}, signal ${child.exit.signal})`;
@@ -300,7 +315,7 @@ function printSummary(
     '',
     'wizard-stream is running',
     '',
-    `  dashboard + API   ${credentials.url}   (edge proxy: /…/stream/ → gateways, rest → write-api)`,
+    `  dashboard + API   ${credentials.url}   (edge proxy: /…/stream/ → gateways, rest of /api → write-api)`,
     `  write-api         ${credentials.write_api}   pid ${details.writeApiPid}   ${details.database}`,
     ...credentials.gateways.map(
       (gateway, index) => `  ${GATEWAY_NAMES[index]}  ${gateway}   pid ${details.gatewayPids[index]}`,

@@ -66,6 +66,10 @@ export interface LocalStack {
   interrupt(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** What a process manager does: SIGTERM to npm alone, which passes it on to the stack. */
   terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** A signal to npm's whole process group (npm, its shell and the supervisor), as a session leader's exit sends. */
+  signalGroup(signal: NodeJS.Signals): void;
+  /** Closes the read ends of npm's stdout and stderr, as a parent that exits does: later writes get EPIPE. */
+  closeOutput(): void;
   /** Kills anything still running and, unless kept for a second start, removes the copy. */
   dispose(options?: { keepDirectory?: boolean }): Promise<void>;
 }
@@ -124,6 +128,14 @@ export async function startLocalStack(
       descendants();
       killQuietly(pid, 'SIGTERM');
       return exited;
+    },
+    signalGroup: (signal) => {
+      descendants();
+      killQuietly(-pid, signal);
+    },
+    closeOutput: () => {
+      child.stdout?.destroy();
+      child.stderr?.destroy();
     },
     dispose: async ({ keepDirectory = false } = {}) => {
       descendants();

@@ -2,15 +2,31 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** Process-tree helpers over /proc (Linux), to prove a stop left nothing behind. */
 
-function parentOf(pid: number): number | undefined {
+/** The fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, … */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces and parentheses: fields resume after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[1]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+function parentOf(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields ? Number(fields[1]) : undefined;
+}
+
+/** Every live (not zombie) process whose process group is `pgid`. */
+export function processesInGroup(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
+    if (fields && Number(fields[2]) === pgid && isAlive(Number(entry))) members.push(Number(entry));
+  }
+  return members;
 }
 
 /** Every live process below pid (children, grandchildren …), whatever process group they lead. */

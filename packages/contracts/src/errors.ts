@@ -65,6 +65,8 @@ export const apiErrors = {
       'Retry-After': String(retryAfterSeconds),
     }),
   internal: () => error(500, 'server_error', 'error', 'A server error occurred.'),
+  /** A proxy in front of the services (the local edge) could not get an answer from one of them. */
+  badGateway: (detail: string) => error(502, 'server_error', 'bad_gateway', detail),
 };
 
 /** The first problem of a zod error as an API error, naming the field the way PostHog does (`a__b`). */

@@ -27,6 +27,8 @@ export const streamGatewayEnvSchema = z
     WRITE_API_INTERNAL_URL: envUrl(),
     MAX_STREAMS_PER_KEY: envInt(100, { min: 1, max: 1_000_000 }),
     AUTH_FAILURES_PER_MIN: envInt(30, { min: 1 }),
+    // Held plus unsent frame bytes per client; below 64 KiB a single ordinary frame would close clients.
+    MAX_CLIENT_BUFFER_BYTES: envInt(4 * 1024 * 1024, { min: 64 * 1024, max: 1024 * 1024 * 1024 }),
   })
   .superRefine(refineNatsEnv)
   .transform(({ STREAM_KILLSWITCH, ...settings }) => ({

@@ -13,6 +13,8 @@ export interface SseSink {
   on(event: 'drain' | 'close', listener: () => void): unknown;
   readonly socket?: { end(): unknown } | null;
   readonly writableLength?: number;
+  /** A destroyed socket still reports the length it had; its buffer is gone. */
+  readonly destroyed?: boolean;
 }
 
 export interface ConnectionLimits {
@@ -30,6 +32,10 @@ const CLOSED = 2;
  *
  * Before open() (while the snapshot is fetched) and while the socket is not draining, frames wait in
  * `pending`, conflated to the newest version per session. Per session, versions written only increase.
+ *
+ * Conflation bounds the frames per session, not the bytes: a client of a workflow with many changing
+ * sessions could still hold one large frame per session. So held plus unsent bytes are bounded too
+ * (MAX_CLIENT_BUFFER_BYTES): a frame that would take them past the budget closes the client as slow.
  */
 export class StreamConnection {
   private state = PENDING;
@@ -42,6 +48,8 @@ export class StreamConnection {
   private firstVersion = 0;
   private otherSessions: Map<string, number> | undefined;
   private pending: Map<string, SessionFrame> | undefined;
+  /** The bytes of the frames in `pending`, kept as they change so the budget check costs no walk. */
+  private heldBytes = 0;
   private sink: SseSink | undefined;
   /** 0 while the socket drains; otherwise when it stopped. */
   private blockedSince = 0;
@@ -54,6 +62,8 @@ export class StreamConnection {
     /** When the stream is rotated with `event: end` (max duration with jitter, or the drain). */
     public deadline: number,
     lastEventId: string | undefined,
+    /** MAX_CLIENT_BUFFER_BYTES: held plus unsent bytes this client may have waiting. */
+    private readonly maxBufferBytes: number,
   ) {
     this.resumedFrom = parseSessionEventId(lastEventId);
   }
@@ -89,16 +99,28 @@ export class StreamConnection {
 
   /** Bytes waiting for this client: in the socket's write buffer plus frames held back. */
   bufferedBytes(): number {
-    let bytes = this.state === OPEN ? (this.sink?.writableLength ?? 0) : 0;
-    if (this.pending) for (const frame of this.pending.values()) bytes += frame.bytes.length;
-    return bytes;
+    const sink = this.sink;
+    // Also after end(): the `event: end` and what preceded it wait in the socket until it drains or is closed.
+    const unsent = sink && !sink.destroyed ? (sink.writableLength ?? 0) : 0;
+    return unsent + this.heldBytes;
   }
 
-  /** A live update (or a re-snapshot): written now, held, or dropped when it is not newer. */
+  /**
+   * A live update (or a re-snapshot): written now, held, or dropped when it is not newer. A frame that
+   * would take what waits for the client past the budget closes it instead; a frame alone is always
+   * taken, so a client that keeps up is never closed for one frame larger than the budget.
+   */
   offer(frame: SessionFrame, now: number): void {
     if (this.state === CLOSED) return;
     const sent = this.lastSentVersion(frame.sessionId);
     if (sent !== undefined && frame.version <= sent) return;
+    const held = this.pending?.get(frame.sessionId);
+    if (held !== undefined && held.version >= frame.version) return;
+    const waiting = this.bufferedBytes() - (held?.bytes.length ?? 0);
+    if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) {
+      this.closeAsSlow();
+      return;
+    }
     if (this.state === PENDING || this.blockedSince !== 0) {
       this.hold(frame);
       return;
@@ -134,8 +156,7 @@ export class StreamConnection {
     if (!this.sink) return;
     // Also after end(): a client that does not read would otherwise hold its ended socket open for ever.
     if (this.blockedSince !== 0 && now - this.blockedSince >= limits.slowClientMs) {
-      this.events.onSlowClose();
-      this.destroy();
+      this.closeAsSlow();
       return;
     }
     if (this.state !== OPEN) return;
@@ -154,7 +175,7 @@ export class StreamConnection {
     const sink = this.sink;
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.pending = undefined;
+    this.dropPending();
     if (!sink) return;
     if (!sink.write(END_BYTES) && this.blockedSince === 0) this.blockedSince = Date.now();
     sink.end();
@@ -164,24 +185,41 @@ export class StreamConnection {
   destroy(): void {
     this.state = CLOSED;
     this.blockedSince = 0;
-    this.pending = undefined;
+    this.dropPending();
     this.sink?.destroy();
   }
 
   /** The client went away (or the stream ended): stop writing. */
   markClosed(): void {
     this.state = CLOSED;
-    this.pending = undefined;
+    this.dropPending();
   }
 
+  /**
+   * A client that does not keep up: its socket stayed blocked past SLOW_CLIENT_MS, or what waits for it
+   * would pass MAX_CLIENT_BUFFER_BYTES. Closed, not ended: it would not read an `event: end` either.
+   * Before open() there is no socket yet; the stream route then answers 503 instead of streaming.
+   */
+  private closeAsSlow(): void {
+    this.events.onSlowClose();
+    this.destroy();
+  }
+
+  private dropPending(): void {
+    this.pending = undefined;
+    this.heldBytes = 0;
+  }
+
+  /** Called by offer() once the frame is known to be newer than any held for its session. */
   private hold(frame: SessionFrame): void {
     if (!this.pending) this.pending = new Map();
     const held = this.pending.get(frame.sessionId);
     if (held !== undefined) {
-      if (held.version >= frame.version) return;
       this.events.onConflated();
+      this.heldBytes -= held.bytes.length;
     }
     this.pending.set(frame.sessionId, frame);
+    this.heldBytes += frame.bytes.length;
   }
 
   private write(frame: SessionFrame, now: number): void {
@@ -198,6 +236,7 @@ export class StreamConnection {
     for (const frame of frames) {
       if (this.blockedSince !== 0 || this.state !== OPEN) return;
       pending.delete(frame.sessionId);
+      this.heldBytes -= frame.bytes.length;
       const sent = this.lastSentVersion(frame.sessionId);
       if (sent === undefined || frame.version > sent) this.write(frame, now);
     }

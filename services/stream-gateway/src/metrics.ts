@@ -100,7 +100,7 @@ export class GatewayMetrics implements FanoutEvents, SnapshotEvents, GaugeRegist
     counterOf(
       registers,
       'wizard_gateway_slow_client_closes_total',
-      'Connections closed because their socket did not drain within SLOW_CLIENT_MS',
+      'Connections closed as slow: their socket did not drain within SLOW_CLIENT_MS, or what waited for them would pass MAX_CLIENT_BUFFER_BYTES',
       () => this.delivery.slowClientCloses,
     );
     this.commitToWriteSeconds = new Histogram({

@@ -7,6 +7,7 @@ export interface RegistryLimits extends ConnectionLimits {
   streamMaxDurationMs: number;
   maxStreams: number;
   maxStreamsPerKey: number;
+  maxClientBufferBytes: number;
 }
 
 /** What the registry knows of a connection's credential: the string at once, its owner once write-api named it. */
@@ -71,7 +72,12 @@ export class StreamRegistry {
    * it waits for write-api to say whose it is), rotated at STREAM_MAX_DURATION_MS from `now`.
    */
   connect(lastEventId: string | undefined, now: number, credential: string): StreamConnection {
-    const connection = new StreamConnection(this.delivery, this.rotationDeadline(now), lastEventId);
+    const connection = new StreamConnection(
+      this.delivery,
+      this.rotationDeadline(now),
+      lastEventId,
+      this.limits.maxClientBufferBytes,
+    );
     this.connections.add(connection);
     this.holders.set(connection, { credential, owner: undefined });
     increment(this.perCredential, credential);
@@ -153,7 +159,7 @@ export class StreamRegistry {
     return now + Math.round(this.limits.streamMaxDurationMs + jitter);
   }
 
-  /** Bytes waiting for clients across the process: bounded by conflation, whatever the clients do. */
+  /** Bytes waiting for clients across the process: at most MAX_CLIENT_BUFFER_BYTES (plus one frame) each. */
   private bufferedBytes(): number {
     let bytes = 0;
     for (const connection of this.connections) bytes += connection.bufferedBytes();

@@ -169,7 +169,12 @@ async function handleStream(
   if (response.destroyed || connection.isClosed) {
     release();
     if (response.destroyed) return reply.hijack();
-    throw unavailable('The stream gateway is shutting down; reconnect to another.');
+    // Closed while the snapshot was read: by the drain, or as slow (more than MAX_CLIENT_BUFFER_BYTES held).
+    throw unavailable(
+      this.gateway.draining
+        ? 'The stream gateway is shutting down; reconnect to another.'
+        : 'More updates arrived while the stream was set up than it may hold; reconnect.',
+    );
   }
 
   // 6. Streaming: written by hand on the raw response (headers set by hooks, e.g. CORS, are kept).

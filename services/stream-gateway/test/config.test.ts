@@ -16,6 +16,7 @@ describe('loadStreamGatewayConfig', () => {
       killswitch: false,
       corsOrigins: [],
       snapshotTimeoutMs: 5000,
+      maxClientBufferBytes: 4 * 1024 * 1024,
       internalApiToken: undefined,
     });
   });
@@ -26,6 +27,7 @@ describe('loadStreamGatewayConfig', () => {
       STREAM_KILLSWITCH: '1',
       CORS_ORIGINS: 'https://a.example, https://b.example',
       MAX_STREAMS: '5',
+      MAX_CLIENT_BUFFER_BYTES: '1048576',
       INTERNAL_API_TOKEN: 'secret-secret-secret',
     });
     expect(config).toMatchObject({
@@ -33,6 +35,7 @@ describe('loadStreamGatewayConfig', () => {
       killswitch: true,
       corsOrigins: ['https://a.example', 'https://b.example'],
       maxStreams: 5,
+      maxClientBufferBytes: 1_048_576,
       internalApiToken: 'secret-secret-secret',
     });
   });
@@ -61,5 +64,13 @@ describe('loadStreamGatewayConfig', () => {
     expect(loadStreamGatewayConfig({ INTERNAL_API_TOKEN: 'x'.repeat(16) }).internalApiToken).toBe(
       'x'.repeat(16),
     );
+  });
+
+  it('refuses a MAX_CLIENT_BUFFER_BYTES under 64 KiB, where one ordinary frame would close clients', () => {
+    expect(() => loadStreamGatewayConfig({ MAX_CLIENT_BUFFER_BYTES: '65535' })).toThrow(
+      'MAX_CLIENT_BUFFER_BYTES="65535"',
+    );
+    expect(() => loadStreamGatewayConfig({ MAX_CLIENT_BUFFER_BYTES: '4MiB' })).toThrow(ConfigError);
+    expect(loadStreamGatewayConfig({ MAX_CLIENT_BUFFER_BYTES: '65536' }).maxClientBufferBytes).toBe(65_536);
   });
 });

@@ -7,6 +7,8 @@ import { DeliveryCounts } from '../src/metrics.js';
 
 const PREAMBLE = Buffer.from('retry: 3000\n\n');
 const LIMITS = { heartbeatMs: 1000, slowClientMs: 5000 };
+/** Far above what these tests buffer, except where a test sets its own budget. */
+const NO_BUDGET = 1 << 30;
 
 /** A real Writable standing in for the socket; `holding` keeps writes unacknowledged (a client not reading). */
 class TestSink extends Writable {
@@ -40,9 +42,9 @@ class TestSink extends Writable {
 const frame = (sessionId: string, version: number, size = 8): SessionFrame =>
   sessionFrame(version, sessionId, `{"v":${version},"pad":"${'x'.repeat(size)}"}`);
 
-function setup(lastEventId?: string) {
+function setup(lastEventId?: string, maxBufferBytes = NO_BUDGET) {
   const stats = new DeliveryCounts();
-  const connection = new StreamConnection(stats, 1_000_000, lastEventId);
+  const connection = new StreamConnection(stats, 1_000_000, lastEventId, maxBufferBytes);
   const sink = new TestSink();
   return { stats, connection, sink };
 }
@@ -162,7 +164,7 @@ describe('StreamConnection', () => {
 
   it('still closes a connection that was ended (rotation or drain) while blocked, after slowClientMs', () => {
     const stats = new DeliveryCounts();
-    const connection = new StreamConnection(stats, 2000, undefined);
+    const connection = new StreamConnection(stats, 2000, undefined, NO_BUDGET);
     const sink = new TestSink();
     connection.open(sink, PREAMBLE, undefined, 0);
     sink.holding = true;
@@ -180,6 +182,46 @@ describe('StreamConnection', () => {
     expect(stats.slowClientCloses).toBe(1);
   });
 
+  it('closes a client as slow when a frame would take its held plus unsent bytes past the budget', () => {
+    const { connection, sink, stats } = setup(undefined, 1000);
+    connection.open(sink, PREAMBLE, undefined, 10);
+    sink.holding = true;
+    const size = (session: string) => frame(session, 1, 280).bytes.length;
+    connection.offer(frame('a', 1, 280), 10); // written: the socket is now blocked
+    connection.offer(frame('b', 1, 280), 10); // held
+    connection.offer(frame('c', 1, 280), 10); // held
+    expect(connection.bufferedBytes()).toBe(size('a') + size('b') + size('c'));
+    // Conflation replaces a held frame: its bytes are counted once.
+    connection.offer(frame('b', 2, 280), 10);
+    expect(connection.bufferedBytes()).toBe(size('a') + size('b') + size('c'));
+    expect(stats.slowClientCloses).toBe(0);
+    expect(connection.bufferedBytes() + size('d')).toBeGreaterThan(1000);
+    connection.offer(frame('d', 1, 280), 10);
+    expect(stats.slowClientCloses).toBe(1);
+    expect(connection.isClosed).toBe(true);
+    expect(sink.destroyed).toBe(true);
+    expect(connection.bufferedBytes()).toBe(0);
+    connection.offer(frame('e', 1), 10);
+    expect(sink.ids).toEqual(['1:a']);
+  });
+
+  it('bounds the frames held before open() by the budget too, and always takes a frame alone', () => {
+    const waiting = setup(undefined, 1000);
+    waiting.connection.offer(frame('a', 1, 600), 10);
+    expect(waiting.stats.slowClientCloses).toBe(0);
+    waiting.connection.offer(frame('b', 1, 600), 10);
+    expect(waiting.stats.slowClientCloses).toBe(1);
+    expect(waiting.connection.isClosed).toBe(true);
+
+    // A client that keeps up gets a frame larger than the whole budget.
+    const reading = setup(undefined, 1000);
+    reading.connection.open(reading.sink, PREAMBLE, undefined, 10);
+    reading.connection.offer(frame('a', 1, 2000), 10);
+    reading.connection.offer(frame('a', 2, 2000), 10);
+    expect(reading.sink.ids).toEqual(['1:a', '2:a']);
+    expect(reading.stats.slowClientCloses).toBe(0);
+  });
+
   it('pings after heartbeatMs without a frame, and a frame resets the heartbeat', () => {
     const { connection, sink } = setup();
     connection.open(sink, PREAMBLE, undefined, 0);
@@ -194,7 +236,7 @@ describe('StreamConnection', () => {
 
   it('ends with `event: end` at its deadline and writes nothing after', () => {
     const stats = new DeliveryCounts();
-    const connection = new StreamConnection(stats, 500, undefined);
+    const connection = new StreamConnection(stats, 500, undefined, NO_BUDGET);
     const sink = new TestSink();
     connection.open(sink, PREAMBLE, undefined, 0);
     connection.sweep(499, LIMITS);
