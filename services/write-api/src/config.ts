@@ -26,6 +26,14 @@ export const writeApiConfigSchema = z
     RATE_LIMIT_PER_MIN: envInt(600, { min: 1 }),
     AUTH_CACHE_MS: envInt(5000, { min: 0 }),
     MIGRATE_ON_START: envBool(true),
+    /** Whole request (headers and body) must arrive within this; a trickled body is cut off with 408. */
+    REQUEST_TIMEOUT_MS: envInt(10_000, { min: 100, max: 600_000 }),
+    /** Longest a database statement (and the wait for a pool connection) may take before a 503. */
+    STATEMENT_TIMEOUT_MS: envInt(5000, { min: 10, max: 600_000 }),
+    /** Pushes waiting for an upsert statement beyond which new ones get 503 + Retry-After. */
+    UPSERT_QUEUE_LIMIT: envInt(2000, { min: 1, max: 1_000_000 }),
+    /** Failed relay publishes of one version before the row is set aside (dead-lettered). */
+    RELAY_MAX_ATTEMPTS: envInt(10, { min: 1, max: 1000 }),
   })
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({
     ...camelCaseKeys(settings),
