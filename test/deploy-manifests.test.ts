@@ -401,6 +401,7 @@ describe('the Prometheus alert rules', () => {
       expect.arrayContaining([
         'WizardDeliveryLagHigh',
         'WizardRelayBacklogAging',
+        'WizardRelayDeadLetters',
         'WizardSlowClientClosesHigh',
         'WizardWriteApiNatsDisconnected',
       ]),
