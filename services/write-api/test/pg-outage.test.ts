@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import {
   type Database,
   migrateToLatest,
@@ -5,13 +6,13 @@ import {
   type SeededMember,
   seedTeamWithMember,
 } from '@wizard-stream/db';
-import { NatsServer, until } from '@wizard-stream/testkit';
+import { NatsServer, type ServiceProcess, spawnService, until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '../src/index.js';
 import { NatsRecorder } from './support/nats-recorder.js';
 import { OwnPostgres } from './support/own-postgres.js';
 import { postSession, sessionBody, waitUntilReady, writeApiEnv } from './support/write-api.js';
 
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const CLIENTS = 16;
 const STATEMENT_TIMEOUT_MS = 1000;
 const UPSERT_QUEUE_LIMIT = 32;
@@ -29,7 +30,8 @@ describe('write-api while its PostgreSQL restarts or hangs (a cluster of its own
   let seedDb: Database;
   let nats: NatsServer;
   let recorder: NatsRecorder;
-  let api: RunningWriteApi;
+  let api: ServiceProcess;
+  let apiExited = false;
   let members: SeededMember[];
 
   beforeAll(async () => {
@@ -47,26 +49,29 @@ describe('write-api while its PostgreSQL restarts or hangs (a cluster of its own
         }),
       );
     }
-    api = await startWriteApi(
-      loadWriteApiConfig(
-        writeApiEnv(nats.url, {
-          DATABASE_URL: cluster.url(),
-          STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
-          UPSERT_QUEUE_LIMIT: String(UPSERT_QUEUE_LIMIT),
-          RELAY_INTERVAL_MS: '100',
-          RELAY_GRACE_MS: '300',
-          RATE_LIMIT_PER_MIN: '1000000',
-          // Credentials checked once stay valid through the outage, so the pushes reach the upsert.
-          AUTH_CACHE_MS: '600000',
-        }),
-      ),
+    // As its own process, the way production runs it: an uncaught error during the outage ends it.
+    api = await spawnService(
+      MAIN,
+      writeApiEnv(nats.url, {
+        DATABASE_URL: cluster.url(),
+        STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+        UPSERT_QUEUE_LIMIT: String(UPSERT_QUEUE_LIMIT),
+        RELAY_INTERVAL_MS: '100',
+        RELAY_GRACE_MS: '300',
+        RATE_LIMIT_PER_MIN: '1000000',
+        // Credentials checked once stay valid through the outage, so the pushes reach the upsert.
+        AUTH_CACHE_MS: '600000',
+      }),
     );
+    void api.exited.then(() => {
+      apiExited = true;
+    });
     await waitUntilReady(api.url);
   }, 120_000);
 
   afterAll(async () => {
     cluster?.resume();
-    await api?.close();
+    await api?.kill('SIGTERM');
     await recorder?.close();
     await nats?.stop();
     await seedDb?.close();
@@ -90,7 +95,9 @@ describe('write-api while its PostgreSQL restarts or hangs (a cluster of its own
         detail: json.detail,
       };
     } catch (error) {
-      throw new Error(`push of ${sessionId} failed without an HTTP answer`, { cause: error });
+      throw new Error(`push of ${sessionId} failed without an HTTP answer:\n${api.output().slice(-2000)}`, {
+        cause: error,
+      });
     }
   }
 
@@ -125,6 +132,8 @@ describe('write-api while its PostgreSQL restarts or hangs (a cluster of its own
       await Promise.all(clients);
     }
 
+    // Still the same process: nothing during the outage was an uncaught error.
+    expect(apiExited, api.output().slice(-2000)).toBe(false);
     const statuses = new Set(all().map((outcome) => outcome.status));
     expect(
       [...statuses].every((status) => [200, 201, 503].includes(status)),

@@ -188,27 +188,33 @@ describe.each(DIALECTS)('poisoned pushes (%s)', (dialect) => {
     expect(list.status).toBe(200);
     const page = (await list.json()) as { count: number; results: unknown[] };
     expect(page.count).toBe(1);
+    expect(page.results).toHaveLength(1);
     expect(sessionDtoSchema.parse(page.results[0]).session_id).toBe('poisoned-team-session');
     const retrieved = await getSession(api.url, poisoned, 'poisoned-team-session');
     expect(retrieved.status).toBe(200);
     expect(retrieved.text).toBe(valid.text);
-  }, 60_000);
 
-  it('accepts the edges of each rule and serves them exactly as the push response said', async () => {
-    const edges: [string, Record<string, unknown> | string][] = [
-      ['edge-offset-plus', { started_at: '2026-01-02T03:04:05+15:59' }],
-      ['edge-offset-minus', { started_at: '2026-01-02T03:04:05.123456789-15:59' }],
-      ['edge-year-1', { started_at: '0001-01-01T00:00:00Z' }],
-      ['edge-year-9999', { started_at: '9999-12-31T23:59:59.999+00:00' }],
-      ['edge-numbers', numbers('edge-numbers', '100000000000000000000', 3)],
-      ['edge-1.0', numbers('edge-1.0', '1.0', 2)],
-      ['edge-tiny', numbers('edge-tiny', '0.0000001', 2)],
-      ['Latest', {}],
+    // The edges of each rule are accepted, stored as the instant meant and served as the push said.
+    const edges: [string, Record<string, unknown> | string, string][] = [
+      ['edge-offset-plus', { started_at: '2026-01-02T03:04:05+15:59' }, '2026-01-01T11:05:05.000Z'],
+      [
+        'edge-offset-minus',
+        { started_at: '2026-01-02T03:04:05.123456789-15:59' },
+        '2026-01-02T19:03:05.123Z',
+      ],
+      ['edge-year-1', { started_at: '0001-01-01T00:00:00Z' }, '0001-01-01T00:00:00.000Z'],
+      ['edge-year-13', { started_at: '0013-06-01T12:00:00+01:00' }, '0013-06-01T11:00:00.000Z'],
+      ['edge-year-9999', { started_at: '9999-12-31T23:59:59.999+00:00' }, '9999-12-31T23:59:59.999Z'],
+      ['edge-numbers', numbers('edge-numbers', '100000000000000000000', 3), '2026-11-25T10:00:00.000Z'],
+      ['edge-1.0', numbers('edge-1.0', '1.0', 2), '2026-11-25T10:00:00.000Z'],
+      ['edge-tiny', numbers('edge-tiny', '0.0000001', 2), '2026-11-25T10:00:00.000Z'],
+      ['Latest', {}, '2026-11-25T10:00:00.000Z'],
     ];
-    for (const [sessionId, patch] of edges) {
+    for (const [sessionId, patch, startedAt] of edges) {
       const text = typeof patch === 'string' ? patch : json(sessionId, patch);
       const response = await postText(poisoned, text);
       expect(response.status, `${sessionId}: ${response.text.slice(0, 300)}`).toBe(201);
+      expect(JSON.parse(response.text).started_at, sessionId).toBe(startedAt);
       const stored = await getSession(api.url, poisoned, sessionId);
       expect(stored.status).toBe(200);
       expect(stored.text, sessionId).toBe(response.text);
@@ -221,7 +227,7 @@ describe.each(DIALECTS)('poisoned pushes (%s)', (dialect) => {
         .where('session_id', '=', sessionId)
         .executeTakeFirstOrThrow();
     expect((await started('edge-offset-minus')).started_at.toISOString()).toBe('2026-01-02T19:03:05.123Z');
-  });
+  }, 60_000);
 
   it('refuses (413) an update that would keep a stored event_plan too large to publish with its new fields', async () => {
     const sessionId = 'kept-event-plan';
