@@ -10,6 +10,22 @@ import {
   seedTeamWithMember,
 } from '../src/index.js';
 
+/** A minimal session row, straight into the table. */
+function insertSession(database: TestDatabase, teamId: number, sessionId: string, version: number) {
+  return database.db.insertInto('wizard_sessions').values({
+    team_id: teamId,
+    session_id: sessionId,
+    workflow_id: 'w',
+    skill_id: 'k',
+    started_at: new Date(),
+    run_phase: 'running',
+    tasks: JSON.stringify([]),
+    updated_at: new Date(),
+    committed_at: new Date(),
+    version,
+  });
+}
+
 describe.each(DIALECTS)('database on %s', (dialect) => {
   let database: TestDatabase;
   beforeAll(async () => {
@@ -25,20 +41,7 @@ describe.each(DIALECTS)('database on %s', (dialect) => {
       email: `a-${dialect}@example.com`,
     });
     expect(typeof seeded.teamId).toBe('number');
-    const row = await database.db
-      .insertInto('wizard_sessions')
-      .values({
-        team_id: seeded.teamId,
-        session_id: 's',
-        workflow_id: 'w',
-        skill_id: 'k',
-        started_at: new Date(),
-        run_phase: 'running',
-        tasks: JSON.stringify([]),
-        updated_at: new Date(),
-        committed_at: new Date(),
-        version: 2 ** 40,
-      })
+    const row = await insertSession(database, seeded.teamId, 's', 2 ** 40)
       .returning(['version', 'published_version', 'tasks'])
       .executeTakeFirstOrThrow();
     expect(row.version).toBe(2 ** 40);
@@ -63,20 +66,7 @@ describe.each(DIALECTS)('database on %s', (dialect) => {
       teamName: 'c',
       email: `c-${dialect}@example.com`,
     });
-    const row = await database.db
-      .insertInto('wizard_sessions')
-      .values({
-        team_id: seeded.teamId,
-        session_id: 'fresh',
-        workflow_id: 'w',
-        skill_id: 'k',
-        started_at: new Date(),
-        run_phase: 'running',
-        tasks: JSON.stringify([]),
-        updated_at: new Date(),
-        committed_at: new Date(),
-        version: 1,
-      })
+    const row = await insertSession(database, seeded.teamId, 'fresh', 1)
       .returning(['publish_attempts', 'next_publish_at', 'dead_lettered_at', 'last_publish_error'])
       .executeTakeFirstOrThrow();
     expect(row).toEqual({

@@ -369,6 +369,11 @@ export interface DeadLetter {
   deadLetteredAt: Date | null;
 }
 
+type DeadLetterRow = Pick<
+  WizardSessionRow,
+  'team_id' | 'session_id' | 'version' | 'publish_attempts' | 'last_publish_error' | 'dead_lettered_at'
+>;
+
 /**
  * Records failed publishes in one statement: each row's attempt count goes up and its next try waits
  * `baseDelayMs × 2^attempts` (at most 5 min); the row reaching `maxAttempts` is set aside. A row that got
@@ -381,14 +386,7 @@ export async function recordPublishFailures(
   { maxAttempts, baseDelayMs }: { maxAttempts: number; baseDelayMs: number },
 ): Promise<DeadLetter[]> {
   if (failures.length === 0) return [];
-  const result = await sql<{
-    team_id: number;
-    session_id: string;
-    version: number;
-    publish_attempts: number;
-    last_publish_error: string | null;
-    dead_lettered_at: Date | null;
-  }>`update wizard_sessions set
+  const result = await sql<DeadLetterRow>`update wizard_sessions set
       publish_attempts = wizard_sessions.publish_attempts + 1,
       last_publish_error = failed.error,
       next_publish_at = now() + make_interval(secs => least(300, ${baseDelayMs / 1000}::float8 * 2 ^ wizard_sessions.publish_attempts)),
@@ -404,14 +402,7 @@ export async function recordPublishFailures(
   return result.rows.filter((row) => row.dead_lettered_at !== null).map(deadLetter);
 }
 
-function deadLetter(row: {
-  team_id: number;
-  session_id: string;
-  version: number;
-  publish_attempts: number;
-  last_publish_error: string | null;
-  dead_lettered_at: Date | null;
-}): DeadLetter {
+function deadLetter(row: DeadLetterRow): DeadLetter {
   return {
     teamId: row.team_id,
     sessionId: row.session_id,
