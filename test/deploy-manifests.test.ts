@@ -615,6 +615,7 @@ describe('the Prometheus alert rules', () => {
       expect.arrayContaining([
         'WizardDeliveryLagHigh',
         'WizardRelayBacklogAging',
+        'WizardRelayDeadLetters',
         'WizardSlowClientClosesHigh',
         'WizardWriteApiNatsDisconnected',
         'WizardNatsRefusals',

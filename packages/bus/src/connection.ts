@@ -42,6 +42,9 @@ export interface BusOptions {
   tls?: BusTls | undefined;
 }
 
+/** nats-server's default `max_payload` (1 MiB): what a publish may carry until a server says otherwise. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
 /** When the connection was lost (ms epoch; undefined if it never was): what was missed came after it. */
 export interface ReconnectInfo {
   disconnectedAt: number | undefined;
@@ -188,6 +191,14 @@ export class BusConnection {
   /** The live connection, or undefined until the first server answered. */
   get nats(): NatsConnection | undefined {
     return this.connection;
+  }
+
+  /**
+   * The largest message (headers plus payload) the connected server accepts: its `max_payload`, learned
+   * at connect; before the first connect, NATS's default.
+   */
+  get maxPayload(): number {
+    return this.connection?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
   }
 
   isConnected(): boolean {

@@ -13,6 +13,18 @@ export interface SessionPublication {
   tracestate?: string | undefined;
 }
 
+/**
+ * Room left for publishSession's headers inside the server's `max_payload`: the session id (up to 255
+ * characters, ≤ 1020 bytes of UTF-8), version, commit time, traceparent and tracestate (≤ 512), with
+ * their names and the header block's framing, rounded up.
+ */
+export const SESSION_HEADERS_MAX_BYTES = 4096;
+
+/** The largest session payload (DTO bytes) the connected server accepts with its headers. */
+export function sessionPayloadLimit(bus: BusConnection): number {
+  return bus.maxPayload - SESSION_HEADERS_MAX_BYTES;
+}
+
 /** Thrown by every call that needs a live connection when there is none (never connected, or closed). */
 export class NotConnectedError extends Error {
   /** `action` names what could not be done, e.g. "publish on wizard.1.a.b". */

@@ -49,6 +49,14 @@ export const apiErrors = {
     error(406, 'invalid_request', 'not_acceptable', detail),
   payloadTooLarge: (limitBytes: number) =>
     error(413, 'invalid_request', 'payload_too_large', `Request body is larger than ${limitBytes} bytes.`),
+  /** The session, serialized as it would be served and published, is more than the bus carries. */
+  sessionTooLarge: (bytes: number, limitBytes: number) =>
+    error(
+      413,
+      'invalid_request',
+      'payload_too_large',
+      `The session would serialize to ${bytes} bytes, more than the ${limitBytes} bytes a published update may carry.`,
+    ),
   unsupportedMediaType: (contentType: string) =>
     error(415, 'invalid_request', 'unsupported_media_type', `Unsupported media type "${contentType}".`),
   throttled: (retryAfterSeconds: number) =>
@@ -73,9 +81,13 @@ export const apiErrors = {
 export function apiErrorFromZod(zodError: z.ZodError): ApiError {
   const issue = zodError.issues[0];
   if (!issue) return apiErrors.invalidInput('Invalid input.');
-  const attr = issue.path.length > 0 ? issue.path.map(String).join('__') : null;
-  const detail = attr ? `${attr}: ${issue.message}` : issue.message;
-  return apiErrors.invalidInput(detail, attr);
+  return invalidField(issue.path, issue.message);
+}
+
+/** The 400 for one bad field, `attr` its path joined with `__` (null for the body as a whole). */
+export function invalidField(path: readonly PropertyKey[], message: string): ApiError {
+  const attr = path.length > 0 ? path.map(String).join('__') : null;
+  return apiErrors.invalidInput(attr ? `${attr}: ${message}` : message, attr);
 }
 
 /** Validates input at the edge: the parsed value, or the documented 400 naming the first bad field. */

@@ -22,9 +22,22 @@ export const skillIdSchema = z
   .string({ error: requiredString('skill_id') })
   .regex(ROUTING_ID_PATTERN, { error: 'skill_id must match ^[A-Za-z0-9_.-]{1,255}$.' });
 
-export const sessionIdSchema = z.string({ error: requiredString('session_id') }).regex(SESSION_ID_PATTERN, {
-  error: 'session_id must be 1-255 characters without whitespace or control characters.',
-});
+/**
+ * Ids no URL can name: `latest` and `stream` are routes of their own under the collection, and `.` and
+ * `..` are dot segments that every URL parser removes (also when written `%2E`). A session stored under
+ * one could never be retrieved, so they are refused.
+ */
+export const RESERVED_SESSION_IDS: readonly string[] = ['latest', 'stream', '.', '..'];
+
+export const sessionIdSchema = z
+  .string({ error: requiredString('session_id') })
+  .regex(SESSION_ID_PATTERN, {
+    error: 'session_id must be 1-255 characters without whitespace or control characters.',
+  })
+  .refine((id) => !RESERVED_SESSION_IDS.includes(id), {
+    error: (issue) =>
+      `session_id ${JSON.stringify(issue.input)} is reserved: a URL cannot name it (…/latest/, …/stream/ are routes; . and .. are dot segments).`,
+  });
 
 /** A project id in a URL is a team id: a positive integer that fits PostgreSQL's bigint. */
 export const projectIdSchema = z

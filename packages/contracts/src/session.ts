@@ -1,7 +1,10 @@
 import { z } from 'zod';
+import { invalidField, parseInput } from './errors.js';
 import { sessionIdSchema, skillIdSchema, workflowIdSchema } from './ids.js';
 import { MAX_BODY_NESTING, nestsDeeperThan } from './nesting.js';
+import { findNonFiniteNumber, findUnfaithfulNumber } from './numbers.js';
 import { findUnstorableString } from './strings.js';
+import { isoInstantSchema, isoTimestampSchema } from './timestamps.js';
 
 export const RUN_PHASES = ['idle', 'running', 'completed', 'error'] as const;
 export const TASK_STATUSES = ['pending', 'in_progress', 'completed', 'failed', 'canceled'] as const;
@@ -28,11 +31,6 @@ export const taskSchema = z.object({
 });
 export type Task = z.infer<typeof taskSchema>;
 
-const isoTimestampSchema = z.iso
-  .datetime({ offset: true, error: 'must be an ISO-8601 timestamp.' })
-  // PostgreSQL has no year 0 (1 BC is year 1 BC, not 0000): such a timestamp would fail in the database.
-  .refine((value) => !value.startsWith('0000'), { error: 'must be an ISO-8601 timestamp.' });
-
 /** A free JSON object (error, event_plan): any keys, but an object, not an array or a scalar. */
 const jsonObjectSchema = z.record(z.string(), z.unknown());
 
@@ -53,7 +51,7 @@ export const upsertSessionBodySchema = z
     session_id: sessionIdSchema,
     workflow_id: workflowIdSchema,
     skill_id: skillIdSchema,
-    started_at: isoTimestampSchema,
+    started_at: isoInstantSchema,
     run_phase: runPhaseSchema,
     tasks: z.array(taskSchema).default([]),
     event_plan: jsonObjectSchema.nullish(),
@@ -79,8 +77,36 @@ export const upsertSessionBodySchema = z
     const path = findUnstorableString(body);
     if (path)
       ctx.addIssue({ code: 'custom', path, message: 'contains a NUL character or a lone surrogate.' });
+    const nonFinite = findNonFiniteNumber(body);
+    if (nonFinite)
+      ctx.addIssue({
+        code: 'custom',
+        path: nonFinite,
+        message: 'is not a finite number (JSON has no Infinity or NaN).',
+      });
   });
 export type UpsertSessionBody = z.infer<typeof upsertSessionBodySchema>;
+
+/** Where a pushed number is kept (and so must survive storage): everything else is dropped or a string. */
+function isStoredNumberPath(path: readonly (string | number)[]): boolean {
+  const [field, child] = path;
+  return (
+    field === 'event_plan' || field === 'error' || (field === 'pending_input' && child === 'question_count')
+  );
+}
+
+/**
+ * Every rule of a push, in one place: the schema, then, given the JSON text it was parsed from, that
+ * each kept number survives storage unchanged (numbers.ts). Throws the documented 400 naming the field.
+ */
+export function parseUpsertBody(value: unknown, jsonText?: string): UpsertSessionBody {
+  const body = parseInput(upsertSessionBodySchema, value);
+  if (jsonText !== undefined) {
+    const found = findUnfaithfulNumber(jsonText, isStoredNumberPath);
+    if (found) throw invalidField(found.path, found.message);
+  }
+  return body;
+}
 
 const blankToUndefined = (value: unknown) => (value === '' ? undefined : value);
 
@@ -198,6 +224,13 @@ export interface SessionPage {
   next: string | null;
   previous: string | null;
 }
+
+/**
+ * A list page holds at most `limit` sessions and, past the first, stops adding sessions once their
+ * serialized bytes reach this budget: `next` then points at the rest. A page's size is bounded whatever
+ * the rows hold (200 rows near the body limit would otherwise be a 200 MB string).
+ */
+export const LIST_PAGE_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A list response around already-serialized sessions, so list items are byte-identical to the DTO. */
 export function serializeSessionPage(page: SessionPage, serializedSessions: readonly string[]): string {

@@ -16,6 +16,12 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** How long a request waits for a pool connection before it fails (and the API answers 503). */
   connectionTimeoutMs?: number;
+  /**
+   * Longest a statement may run (node-postgres only): the server's `statement_timeout`, and the same
+   * bound on the client's wait for an answer, which also covers a server that hangs instead of failing.
+   * PGlite runs statements synchronously in-process, where no timer can interrupt them.
+   */
+  statementTimeoutMs?: number;
   /** Called with errors of idle pool clients, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
 }
@@ -30,6 +36,7 @@ export interface Database {
 
 const INT8_OID = 20;
 const INT8_ARRAY_OID = 1016;
+const TIMESTAMPTZ_OID = 1184;
 
 /**
  * int8 comes back from node-postgres as a string and from PGlite as a number (a BigInt above 2^53).
@@ -61,9 +68,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connectionString: options.url,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+      ...(options.statementTimeoutMs
+        ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs }
+        : {}),
       types: postgresTypes,
     });
     pool.on('error', (error) => options.onPoolError?.(error));
+    // The pool listens for errors of idle clients only: a connection that dies while checked out between
+    // two queries (a restart, a failover) would otherwise be an uncaught exception that ends the process.
+    // Its next query fails instead ("not queryable"), which the API answers with 503.
+    pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
     const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
     return {
       db,
@@ -74,8 +88,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
 
   if (options.pgliteDataDir) await mkdir(options.pgliteDataDir, { recursive: true });
-  const pglite = new PGlite(options.pgliteDataDir, {
-    parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parseInt8Array },
+  // One options object: `new PGlite(undefined, options)` (in memory) silently drops the options.
+  const pglite = new PGlite({
+    dataDir: options.pgliteDataDir,
+    parsers: {
+      [INT8_OID]: parseInt8,
+      [INT8_ARRAY_OID]: parseInt8Array,
+      // PGlite's own parser hands "0013-01-01 00:00:00+00" to Date's legacy parsing, which reads the
+      // years 0–99 as 1900–1999 or not at all; node-postgres' parser reads every year as written.
+      [TIMESTAMPTZ_OID]: pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text'),
+    },
   });
   await pglite.waitReady;
   const db = new Kysely<DatabaseSchema>({ dialect: new PGliteDialect({ pglite }) });

@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import * as initial from './migrations/0001_initial.js';
+import * as publishDeadLetters from './migrations/0002_publish_dead_letters.js';
 import type { DatabaseSchema } from './schema.js';
 
 /** Migrations are listed in code so that they run the same from source, a bundle or a test. */
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_publish_dead_letters': publishDeadLetters,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -37,6 +37,9 @@ class StatementRegistry {
 
 type Query = PostgresPoolClient['query'];
 
+/** node-postgres' error when `query_timeout` passes without an answer. */
+export const QUERY_READ_TIMEOUT = 'Query read timeout';
+
 /**
  * Wraps a node-postgres pool for Kysely so that every query runs as a named prepared statement: the
  * server parses and plans each statement once per connection instead of on every call, which is most of
@@ -50,7 +53,9 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
   function wrap(client: pg.PoolClient): PostgresPoolClient {
     const existing = wrapped.get(client);
     if (existing) return existing;
-    const query = async (text: string, values: ReadonlyArray<unknown>) => {
+    /** A query whose answer never came (query_timeout) leaves the connection busy: it must not be reused. */
+    let stuck = false;
+    const run = async (text: string, values: ReadonlyArray<unknown>) => {
       const name = registry.nameFor(text);
       if (name === undefined) return client.query(text, values as unknown[]);
       try {
@@ -61,8 +66,16 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
         return client.query(text, values as unknown[]);
       }
     };
+    const query = async (text: string, values: ReadonlyArray<unknown>) => {
+      try {
+        return await run(text, values);
+      } catch (error) {
+        if (error instanceof Error && error.message === QUERY_READ_TIMEOUT) stuck = true;
+        throw error;
+      }
+    };
     const facade: PostgresPoolClient = {
-      release: (destroy?: boolean) => client.release(destroy),
+      release: (destroy?: boolean) => client.release(destroy || stuck),
       get processID() {
         return (client as unknown as { processID?: number }).processID;
       },

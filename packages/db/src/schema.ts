@@ -58,6 +58,14 @@ export interface WizardSessionsTable {
   published_version: Generated<number>;
   /** Set when the staleness transition of the current run was recorded; cleared by the next upsert. */
   stale_marked_at: Timestamp | null;
+  /** Relay publishes of the current version that failed (0002); reset by every push. */
+  publish_attempts: Generated<number>;
+  /** After a failed relay publish: not retried before this (backoff). */
+  next_publish_at: Timestamp | null;
+  /** Set after RELAY_MAX_ATTEMPTS failures: the relay leaves the row alone until a push or a retry. */
+  dead_lettered_at: Timestamp | null;
+  /** What the last failed publish said, for operators. */
+  last_publish_error: string | null;
 }
 
 export interface DatabaseSchema {

@@ -1,5 +1,5 @@
 import cors from '@fastify/cors';
-import { BusConnection, busOptionsOf, registerBusMetrics } from '@wizard-stream/bus';
+import { BusConnection, busOptionsOf, registerBusMetrics, sessionPayloadLimit } from '@wizard-stream/bus';
 import { MAX_BODY_BYTES, SESSION_COLLECTION_PATHS } from '@wizard-stream/contracts';
 import { type Database, migrateToLatest, openDatabase } from '@wizard-stream/db';
 import { AuthFailureThrottle, errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { CredentialChecker } from './auth/credentials.js';
 import { JwtVerifier } from './auth/jwt.js';
 import { RateLimiter } from './auth/rate-limiter.js';
+import { clientErrorHandler } from './client-errors.js';
 import type { WriteApiConfig } from './config.js';
 import { databaseUnavailableError } from './db-errors.js';
 import { healthRoutes } from './health.js';
@@ -17,7 +18,7 @@ import { createWriteApiMetrics } from './metrics.js';
 import { openApiPlugin } from './openapi/plugin.js';
 import { authPlugin } from './plugins/auth.js';
 import { servicesPlugin, type WriteApiServices } from './plugins/services.js';
-import { SessionCommitter } from './sessions/commit.js';
+import { SessionCommitter, type SessionCommitterOptions } from './sessions/commit.js';
 import { SessionPublisher } from './sessions/publisher.js';
 import { Relay } from './sessions/relay.js';
 import { sessionRoutes } from './sessions/routes.js';
@@ -30,7 +31,7 @@ export interface StartOptions {
   /** An already-open database (tests share one); otherwise one is opened from the config and owned. */
   database?: Database;
   /** Test seam, see SessionCommitterOptions.afterCommit. */
-  afterCommit?: () => void;
+  afterCommit?: SessionCommitterOptions['afterCommit'];
 }
 
 export interface RunningWriteApi {
@@ -62,6 +63,13 @@ export async function startWriteApi(
   const app = Fastify({
     logger: loggerOptions('write-api', config.logLevel),
     bodyLimit: MAX_BODY_BYTES,
+    // The whole request must arrive within this (a trickled body is cut off with 408), checked this often.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.requestTimeoutMs),
+    },
+    clientErrorHandler,
     // A session id is up to 255 UTF-16 units, each at most 9 characters percent-encoded (3 UTF-8 bytes).
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 255 * 9 },
     // Malformed URLs are refused by the router before any handler: same error body as every other error.
@@ -84,6 +92,9 @@ export async function startWriteApi(
     (await openDatabase({
       ...config.database,
       poolSize: config.dbPoolSize,
+      statementTimeoutMs: config.statementTimeoutMs,
+      // A database that hangs must not hold a request longer than a slow statement would.
+      connectionTimeoutMs: config.statementTimeoutMs,
       onPoolError: (error) => app.log.warn({ err: error }, 'idle database connection failed'),
     }));
   if (config.migrateOnStart) await migrateToLatest(database.db);
@@ -101,6 +112,7 @@ export async function startWriteApi(
     logger: app.log,
     intervalMs: config.relayIntervalMs,
     graceMs: config.relayGraceMs,
+    maxAttempts: config.relayMaxAttempts,
   });
   const sweeper = new StalenessSweeper({
     db: database.db,
@@ -121,11 +133,14 @@ export async function startWriteApi(
     database,
     bus,
     commits: new SessionCommitter({
+      db: database.db,
       // Half the pool for upsert statements leaves connections for reads, auth, the relay and the sweeper.
       upserts: new UpsertBatcher(database.db, {
         maxInFlight: Math.max(1, Math.floor(config.dbPoolSize / 2)),
         maxBatch: 64,
+        maxQueued: config.upsertQueueLimit,
       }),
+      payloadLimit: () => sessionPayloadLimit(bus),
       publisher,
       serialize,
       metrics,

@@ -44,6 +44,14 @@ export const writeApiConfigSchema = z
     STREAM_JWT_ISSUER: envString(),
     STREAM_JWT_AUDIENCE: envString(),
     STREAM_JWT_JWKS_COOLDOWN_MS: envInt(30_000, { min: 0, max: 3_600_000 }),
+    /** Whole request (headers and body) must arrive within this; a trickled body is cut off with 408. */
+    REQUEST_TIMEOUT_MS: envInt(10_000, { min: 100, max: 600_000 }),
+    /** Longest a database statement (and the wait for a pool connection) may take before a 503. */
+    STATEMENT_TIMEOUT_MS: envInt(5000, { min: 10, max: 600_000 }),
+    /** Pushes waiting for an upsert statement beyond which new ones get 503 + Retry-After. */
+    UPSERT_QUEUE_LIMIT: envInt(2000, { min: 1, max: 1_000_000 }),
+    /** Failed relay publishes of one version before the row is set aside (dead-lettered). */
+    RELAY_MAX_ATTEMPTS: envInt(10, { min: 1, max: 1000 }),
   })
   .superRefine(refineNatsEnv)
   .transform(({ DATABASE_URL, PGLITE_DIR, STREAM_TOKEN_SECRET, ...settings }) => ({

@@ -17,6 +17,9 @@ export interface WriteApiMetrics {
   relayBacklog: Gauge;
   relayOldestAge: Gauge;
   relayRepublished: Counter;
+  relayFailures: Counter;
+  relayDeadLetters: Counter;
+  relayDeadLettered: Gauge;
   stalenessTransitions: Counter;
   dbPool: Gauge<'state'>;
   natsConnected: Gauge;
@@ -43,7 +46,7 @@ export function createWriteApiMetrics(): WriteApiMetrics {
     }),
     upserts: new Counter({
       name: 'wizard_upserts_total',
-      help: 'Session upserts by result (created, updated, forbidden, invalid)',
+      help: 'Session upserts by result (created, updated, forbidden, invalid, too_large, shed)',
       labelNames: ['result'],
       registers,
     }),
@@ -71,7 +74,22 @@ export function createWriteApiMetrics(): WriteApiMetrics {
     }),
     relayRepublished: new Counter({
       name: 'wizard_relay_republished_total',
-      help: 'Session versions published by the relay rather than after their commit',
+      help: 'Session versions published by the relay rather than after their commit (failed publishes excluded)',
+      registers,
+    }),
+    relayFailures: new Counter({
+      name: 'wizard_relay_failures_total',
+      help: 'Relay publishes of a session version that failed (each is retried with backoff)',
+      registers,
+    }),
+    relayDeadLetters: new Counter({
+      name: 'wizard_relay_dead_letters_total',
+      help: 'Sessions the relay set aside after RELAY_MAX_ATTEMPTS failed publishes',
+      registers,
+    }),
+    relayDeadLettered: new Gauge({
+      name: 'wizard_relay_dead_lettered',
+      help: 'Sessions currently set aside (dead-lettered) by the relay, across all replicas',
       registers,
     }),
     stalenessTransitions: new Counter({

@@ -197,16 +197,17 @@ describe.each(DIALECTS)('write-api REST on %s (parity with the PostHog implement
     expect(missing.json).toMatchObject({ type: 'validation_error', attr: 'workflow_id' });
   });
 
-  it('a session whose id is "latest" does not shadow the latest action', async () => {
+  it('refuses the session ids no URL can name (latest, stream, dot segments) and keeps the latest action', async () => {
     const workflow = `shadow-${dialect}`;
-    const named = uniqueSessionBody({
-      session_id: 'latest',
-      workflow_id: workflow,
-      started_at: '2026-11-20T00:00:00Z',
-    });
+    for (const sessionId of ['latest', 'stream', '.', '..']) {
+      const named = uniqueSessionBody({ session_id: sessionId, workflow_id: workflow });
+      const refused = await h.request('POST', path, { body: named });
+      expect(refused.status, sessionId).toBe(400);
+      expect(apiErrorBodySchema.parse(refused.json).attr).toBe('session_id');
+      expect(await rowCount(sessionId)).toBe(0);
+    }
     const newer = uniqueSessionBody({ workflow_id: workflow, started_at: '2026-11-21T00:00:00Z' });
-    expect((await h.request('POST', path, { body: named })).status).toBe(201);
-    await h.request('POST', path, { body: newer });
+    expect((await h.request('POST', path, { body: newer })).status).toBe(201);
     const latest = await h.request('GET', `${path}latest/?workflow_id=${workflow}`);
     expect(latest.json.session_id).toBe(newer.session_id);
   });

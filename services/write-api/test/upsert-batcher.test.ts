@@ -39,7 +39,7 @@ describe.each(DIALECTS)('upsert batching (%s)', (dialect) => {
   function batcher(maxInFlight: number): { upserts: UpsertBatcher; counter: StatementCounter } {
     const counter = new StatementCounter();
     const db: Kysely<DatabaseSchema> = database.db.withPlugin(counter);
-    return { upserts: new UpsertBatcher(db, { maxInFlight, maxBatch: 64 }), counter };
+    return { upserts: new UpsertBatcher(db, { maxInFlight, maxBatch: 64, maxQueued: 10_000 }), counter };
   }
 
   it('commits pushes that arrive together in fewer statements, each with its own row', async () => {
@@ -186,7 +186,7 @@ describe('upsert batching over concurrent connections (postgres)', () => {
   });
 
   it('holds a push back while a statement with the same session is still in flight', async () => {
-    const upserts = new UpsertBatcher(database.db, { maxInFlight: 2, maxBatch: 64 });
+    const upserts = new UpsertBatcher(database.db, { maxInFlight: 2, maxBatch: 64, maxQueued: 10_000 });
     const push = (sessionId: string, overrides: Record<string, unknown> = {}) =>
       upserts.upsert({ teamId: owner.teamId, userId: owner.userId, body: body(sessionId, overrides) });
     await push('a-blocker');

@@ -23,6 +23,7 @@ import {
 } from '@wizard-stream/db';
 import { z } from 'zod';
 import { publishRevocation } from '../auth/revocations.js';
+import { listDeadLetters, retryDeadLetters } from '../sessions/queries.js';
 
 const USAGE = `Usage: npm run admin -- <command> [options]   (against DATABASE_URL, or PGLITE_DIR when unset)
 
@@ -35,6 +36,8 @@ const USAGE = `Usage: npm run admin -- <command> [options]   (against DATABASE_U
                                                   prints the key ONCE; only its hash is stored
   revoke-key --id KEY_ID                          its streams and stream tokens end too
   list-keys [--email EMAIL]
+  dead-letters list [--team ID]                   sessions the relay set aside, with their last error
+  dead-letters retry [--team ID] [--session ID]   gives them back to the relay (after fixing the cause)
 
 revoke-key and remove-member tell the gateways over NATS_URL (when set) to end the open streams at once;
 without it those streams end at their rotation (STREAM_MAX_DURATION_MS). While write-api runs on PGlite,
@@ -104,6 +107,7 @@ async function run(argv: string[]): Promise<void> {
       scopes: { type: 'string', default: 'read,write' },
       label: { type: 'string', default: '' },
       id: { type: 'string' },
+      session: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -186,6 +190,23 @@ async function run(argv: string[]): Promise<void> {
         for (const key of await listApiKeys(db, user?.id)) {
           const state = key.revoked_at ? `revoked ${key.revoked_at.toISOString()}` : 'active';
           console.log(`${key.id}\t${key.email}\t${key.scopes.join(',')}\t${state}\t${key.label}`);
+        }
+        break;
+      }
+      case 'dead-letters': {
+        const team = values.team === undefined ? undefined : positiveInt(values.team, 'team');
+        const action = positionals[1];
+        if (action === 'list') {
+          for (const row of await listDeadLetters(db, team)) {
+            console.log(
+              `${row.teamId}\t${row.sessionId}\tv${row.version}\t${row.attempts} attempts\t${row.deadLetteredAt?.toISOString()}\t${row.error ?? ''}`,
+            );
+          }
+        } else if (action === 'retry') {
+          const retried = await retryDeadLetters(db, { teamId: team, sessionId: values.session });
+          console.log(`${retried} dead-lettered session(s) given back to the relay`);
+        } else {
+          throw new UsageError('dead-letters takes list or retry');
         }
         break;
       }

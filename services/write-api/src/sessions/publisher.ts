@@ -23,6 +23,8 @@ export interface PublisherOptions {
   confirmTimeoutMs?: number;
 }
 
+export type PublishOutcome = { ok: true } | { ok: false; error: string };
+
 /**
  * Publishes committed sessions and records which versions NATS has confirmed. Confirmation and the
  * `published_version` write are batched, so the upsert path pays for neither; anything not confirmed
@@ -42,13 +44,12 @@ export class SessionPublisher {
 
   /**
    * Publishes a committed version, as `payload` when the caller already serialized it (the upsert's
-   * response). Never throws: a failure leaves the version to the relay.
+   * response). Never throws: whatever goes wrong with this row (its serialization, a payload over the
+   * server's max_payload, no connection) is logged with its team and session and returned, and the
+   * version stays behind the publish marker for the relay.
    */
-  publish(
-    { id: rowId, record, committedAt }: StoredSession,
-    payload: string = this.options.serialize(record),
-  ): void {
-    const { bus, metrics, logger } = this.options;
+  publish({ id: rowId, record, committedAt }: StoredSession, payload?: string): PublishOutcome {
+    const { bus, metrics, logger, serialize } = this.options;
     const span = tracer('write-api').startSpan('wizard.publish', {
       attributes: {
         'messaging.system': 'nats',
@@ -57,13 +58,14 @@ export class SessionPublisher {
       },
     });
     try {
+      const bytes = payload ?? serialize(record);
       const subject = sessionSubject(record.teamId, record.workflowId, record.skillId);
       span.setAttribute('messaging.destination.name', subject);
       // The publish span is the parent of every gateway's fan-out span for this version.
       const { traceparent, tracestate } = spanTraceHeaders(span);
       publishSession(bus, {
         subject,
-        payload,
+        payload: bytes,
         sessionId: record.sessionId,
         version: record.version,
         committedAtMs: committedAt.getTime(),
@@ -76,12 +78,14 @@ export class SessionPublisher {
         this.pending.set(rowId, { version: record.version, committedAt: committedAt.getTime() });
       }
       this.scheduleFlush();
+      return { ok: true };
     } catch (error) {
       metrics.publishes.inc({ outcome: 'failed' });
       logger.warn(
-        { err: error, sessionId: record.sessionId, version: record.version },
+        { err: error, teamId: record.teamId, sessionId: record.sessionId, version: record.version },
         'publish failed; the relay will retry',
       );
+      return { ok: false, error: error instanceof Error ? error.message : String(error) };
     } finally {
       span.end();
     }

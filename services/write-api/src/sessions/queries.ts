@@ -153,6 +153,11 @@ function upsertStatement(db: Db, rows: PushRow[], keepStoredEventPlan: boolean) 
           committed_at: sql<Date>`now()`,
           version: eb('wizard_sessions.version', '+', 1),
           stale_marked_at: null,
+          // A new version gets a fresh start at the relay, also when the previous one was set aside.
+          publish_attempts: sql<number>`0`,
+          next_publish_at: null,
+          dead_lettered_at: null,
+          last_publish_error: null,
         }))
         // Only the creator may update a session (created_by never changes).
         .whereRef('wizard_sessions.created_by', '=', 'excluded.created_by'),
@@ -228,14 +233,38 @@ function filtered<O>(
   return scoped;
 }
 
+/**
+ * An upper bound of a row's DTO bytes, computed by the database without shipping the row: jsonb's text
+ * has more spaces than JSON.stringify, and 1 KiB covers the fixed fields.
+ */
+const estimatedDtoBytes = sql<number>`1024
+  + octet_length(wizard_sessions.tasks::text)
+  + coalesce(octet_length(wizard_sessions.event_plan::text), 4)
+  + coalesce(octet_length(wizard_sessions.error::text), 4)
+  + coalesce(octet_length(wizard_sessions.pending_input::text), 4)
+  + coalesce(octet_length(to_json(wizard_sessions.handoff_text)::text), 4)
+  + 3 * octet_length(wizard_sessions.session_id)`;
+
+/**
+ * A page of the list, newest started_at first: at most `limit` sessions and, past the first, no more
+ * than fit `maxBytes` by their estimated size, so neither the rows fetched nor the response grow with
+ * what the rows hold. The sizes are read first; only the rows that fit are fetched.
+ */
 export async function listSessions(
   db: Db,
   teamId: number,
   filter: SessionFilter,
-  page: { offset: number; limit: number },
+  page: { offset: number; limit: number; maxBytes: number },
 ): Promise<{ count: number; sessions: StoredSession[] }> {
-  const [rows, total] = await Promise.all([
-    filtered(selectWithCreator(db), teamId, filter)
+  const [sizes, total] = await Promise.all([
+    filtered(
+      db
+        .selectFrom('wizard_sessions')
+        .leftJoin('users', 'users.id', 'wizard_sessions.created_by')
+        .select(['wizard_sessions.id', estimatedDtoBytes.as('bytes')]),
+      teamId,
+      filter,
+    )
       .orderBy('wizard_sessions.started_at', 'desc')
       .orderBy('wizard_sessions.created_at', 'desc')
       .offset(page.offset)
@@ -250,6 +279,21 @@ export async function listSessions(
       filter,
     ).executeTakeFirstOrThrow(),
   ]);
+  const ids: string[] = [];
+  let bytes = 0;
+  for (const row of sizes) {
+    bytes += Number(row.bytes);
+    if (ids.length > 0 && bytes > page.maxBytes) break;
+    ids.push(row.id);
+  }
+  const rows =
+    ids.length === 0
+      ? []
+      : await filtered(selectWithCreator(db), teamId, filter)
+          .where('wizard_sessions.id', 'in', ids)
+          .orderBy('wizard_sessions.started_at', 'desc')
+          .orderBy('wizard_sessions.created_at', 'desc')
+          .execute();
   return { count: Number(total.count), sessions: rows.map(toStoredSession) };
 }
 
@@ -267,10 +311,20 @@ export async function latestSession(
   return row && toStoredSession(row);
 }
 
-/** Committed versions that no publish has been confirmed for, older than the grace period. */
+/**
+ * Committed versions that no publish has been confirmed for, older than the grace period, leaving out
+ * rows set aside (dead-lettered) and rows still in their backoff after a failed publish.
+ */
 export async function unpublishedSessions(db: Db, graceMs: number, limit: number): Promise<StoredSession[]> {
   const rows = await selectWithCreator(db)
     .where(sql.ref('wizard_sessions.published_version'), '<', sql.ref('wizard_sessions.version'))
+    .where('wizard_sessions.dead_lettered_at', 'is', null)
+    .where((eb) =>
+      eb.or([
+        eb('wizard_sessions.next_publish_at', 'is', null),
+        eb('wizard_sessions.next_publish_at', '<=', sql<Date>`now()`),
+      ]),
+    )
     .where('wizard_sessions.committed_at', '<', sql<Date>`now() - make_interval(secs => ${graceMs / 1000})`)
     .orderBy('wizard_sessions.committed_at')
     .limit(limit)
@@ -278,13 +332,139 @@ export async function unpublishedSessions(db: Db, graceMs: number, limit: number
   return rows.map(toStoredSession);
 }
 
-export async function publishBacklog(db: Db): Promise<{ count: number; oldest: Date | null }> {
+/** What the relay still owes (dead letters apart, they have their own count and alert). */
+export async function publishBacklog(
+  db: Db,
+): Promise<{ count: number; oldest: Date | null; deadLettered: number }> {
+  const [owed, dead] = await Promise.all([
+    db
+      .selectFrom('wizard_sessions')
+      .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('committed_at').as('oldest')])
+      .where(sql.ref('published_version'), '<', sql.ref('version'))
+      .where('dead_lettered_at', 'is', null)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('wizard_sessions')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('dead_lettered_at', 'is not', null)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { count: Number(owed.count), oldest: owed.oldest as Date | null, deadLettered: Number(dead.count) };
+}
+
+/** One version the relay could not publish, and why. */
+export interface PublishFailure {
+  id: string;
+  version: number;
+  error: string;
+}
+
+/** A row that has just been set aside. */
+export interface DeadLetter {
+  teamId: number;
+  sessionId: string;
+  version: number;
+  attempts: number;
+  error: string | null;
+  deadLetteredAt: Date | null;
+}
+
+type DeadLetterRow = Pick<
+  WizardSessionRow,
+  'team_id' | 'session_id' | 'version' | 'publish_attempts' | 'last_publish_error' | 'dead_lettered_at'
+>;
+
+/**
+ * Records failed publishes in one statement: each row's attempt count goes up and its next try waits
+ * `baseDelayMs × 2^attempts` (at most 5 min); the row reaching `maxAttempts` is set aside. A row that got
+ * a new version meanwhile is left alone: the failure was its previous version's. Returns the rows set
+ * aside by this call.
+ */
+export async function recordPublishFailures(
+  db: Db,
+  failures: readonly PublishFailure[],
+  { maxAttempts, baseDelayMs }: { maxAttempts: number; baseDelayMs: number },
+): Promise<DeadLetter[]> {
+  if (failures.length === 0) return [];
+  const result = await sql<DeadLetterRow>`update wizard_sessions set
+      publish_attempts = wizard_sessions.publish_attempts + 1,
+      last_publish_error = failed.error,
+      next_publish_at = now() + make_interval(secs => least(300, ${baseDelayMs / 1000}::float8 * 2 ^ wizard_sessions.publish_attempts)),
+      dead_lettered_at = case when wizard_sessions.publish_attempts + 1 >= ${maxAttempts}::int then now() end
+    from (select unnest(${failures.map((failure) => failure.id)}::uuid[]) as id,
+                 unnest(${failures.map((failure) => failure.version)}::bigint[]) as version,
+                 unnest(${failures.map((failure) => failure.error.slice(0, 2000))}::text[]) as error) as failed
+    where wizard_sessions.id = failed.id and wizard_sessions.version = failed.version
+    returning wizard_sessions.team_id, wizard_sessions.session_id, wizard_sessions.version,
+      wizard_sessions.publish_attempts, wizard_sessions.last_publish_error, wizard_sessions.dead_lettered_at`.execute(
+    db,
+  );
+  return result.rows.filter((row) => row.dead_lettered_at !== null).map(deadLetter);
+}
+
+function deadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    teamId: row.team_id,
+    sessionId: row.session_id,
+    version: row.version,
+    attempts: row.publish_attempts,
+    error: row.last_publish_error,
+    deadLetteredAt: row.dead_lettered_at,
+  };
+}
+
+/** The rows set aside, oldest first (the admin CLI's `dead-letters list`). */
+export async function listDeadLetters(db: Db, teamId?: number): Promise<DeadLetter[]> {
+  let query = db
+    .selectFrom('wizard_sessions')
+    .select([
+      'team_id',
+      'session_id',
+      'version',
+      'publish_attempts',
+      'last_publish_error',
+      'dead_lettered_at',
+    ])
+    .where('dead_lettered_at', 'is not', null)
+    .orderBy('dead_lettered_at');
+  if (teamId !== undefined) query = query.where('team_id', '=', teamId);
+  return (await query.execute()).map(deadLetter);
+}
+
+/**
+ * Gives set-aside rows back to the relay with a fresh attempt count (after the cause was fixed): all of
+ * them, a team's, or one session. Returns how many.
+ */
+export async function retryDeadLetters(
+  db: Db,
+  scope: { teamId?: number | undefined; sessionId?: string | undefined } = {},
+): Promise<number> {
+  let query = db
+    .updateTable('wizard_sessions')
+    .set({ dead_lettered_at: null, next_publish_at: null, publish_attempts: 0 })
+    .where('dead_lettered_at', 'is not', null);
+  if (scope.teamId !== undefined) query = query.where('team_id', '=', scope.teamId);
+  if (scope.sessionId !== undefined) query = query.where('session_id', '=', scope.sessionId);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Stored sizes of what a push may keep (event_plan, handoff_text), as JSON text: for the pre-commit size check. */
+export async function keptFieldBytes(
+  db: Db,
+  teamId: number,
+  sessionId: string,
+): Promise<{ eventPlan: number; handoffText: number } | undefined> {
   const row = await db
     .selectFrom('wizard_sessions')
-    .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('committed_at').as('oldest')])
-    .where(sql.ref('published_version'), '<', sql.ref('version'))
-    .executeTakeFirstOrThrow();
-  return { count: Number(row.count), oldest: row.oldest as Date | null };
+    .select([
+      sql<number>`coalesce(octet_length(event_plan::text), 4)`.as('event_plan'),
+      sql<number>`coalesce(octet_length(to_json(handoff_text)::text), 4)`.as('handoff_text'),
+    ])
+    .where('team_id', '=', teamId)
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  return row && { eventPlan: Number(row.event_plan), handoffText: Number(row.handoff_text) };
 }
 
 /**
@@ -334,6 +514,8 @@ export async function markStaleSessions(db: Db, staleAfterMs: number): Promise<S
         }))
         .where('run_phase', 'in', ['idle', 'running'])
         .where('stale_marked_at', 'is', null)
+        // A row set aside stays as it is until a push or an operator's retry.
+        .where('dead_lettered_at', 'is', null)
         .where('updated_at', '<', sql<Date>`now() - make_interval(secs => ${staleAfterMs / 1000})`)
         .returningAll(),
     )

@@ -5,7 +5,12 @@ import type { Kysely } from 'kysely';
 import type { WriteApiMetrics } from '../metrics.js';
 import { PeriodicTask } from '../periodic-task.js';
 import type { SessionPublisher } from './publisher.js';
-import { publishBacklog, unpublishedSessions } from './queries.js';
+import {
+  type PublishFailure,
+  publishBacklog,
+  recordPublishFailures,
+  unpublishedSessions,
+} from './queries.js';
 
 export interface RelayOptions {
   db: Kysely<DatabaseSchema>;
@@ -16,6 +21,8 @@ export interface RelayOptions {
   intervalMs: number;
   /** A version younger than this is still in its own post-commit publish; the relay leaves it alone. */
   graceMs: number;
+  /** Failed publishes of one version before the row is set aside (dead-lettered). */
+  maxAttempts: number;
   batchSize?: number;
 }
 
@@ -39,7 +46,12 @@ export class Relay {
     return this.loop.stop();
   }
 
-  /** One pass: measure the backlog, then publish what is overdue (when NATS is there to take it). */
+  /**
+   * One pass: measure the backlog, then publish what is overdue (when NATS is there to take it). Each
+   * row is published on its own: one that fails is counted, retried after a backoff and, after
+   * `maxAttempts` failures, set aside, so it never holds up the rows after it or fills later batches.
+   * Returns how many versions were published.
+   */
   async tick(): Promise<number> {
     const { db, bus, publisher, metrics, logger, graceMs } = this.options;
     try {
@@ -48,18 +60,47 @@ export class Relay {
       metrics.relayOldestAge.set(
         backlog.oldest ? Math.max(0, (Date.now() - backlog.oldest.getTime()) / 1000) : 0,
       );
+      metrics.relayDeadLettered.set(backlog.deadLettered);
       if (backlog.count === 0 || !bus.isConnected()) return 0;
       const overdue = await unpublishedSessions(db, graceMs, this.options.batchSize ?? 500);
-      for (const session of overdue) publisher.publish(session);
-      if (overdue.length > 0) {
-        metrics.relayRepublished.inc(overdue.length);
-        logger.info({ versions: overdue.length }, 'relay republished committed versions');
+      let published = 0;
+      const failures: PublishFailure[] = [];
+      for (const session of overdue) {
+        const outcome = publisher.publish(session);
+        if (outcome.ok) published++;
+        else failures.push({ id: session.id, version: session.record.version, error: outcome.error });
+      }
+      if (failures.length > 0) await this.recordFailures(failures);
+      if (published > 0) {
+        metrics.relayRepublished.inc(published);
+        logger.info({ versions: published }, 'relay republished committed versions');
         await publisher.flush();
       }
-      return overdue.length;
+      return published;
     } catch (error) {
       logger.warn({ err: error }, 'relay pass failed');
       return 0;
+    }
+  }
+
+  private async recordFailures(failures: PublishFailure[]): Promise<void> {
+    const { db, metrics, logger, maxAttempts, intervalMs } = this.options;
+    metrics.relayFailures.inc(failures.length);
+    // While NATS is away every publish fails alike: that is the connection's failure, not the rows'.
+    if (!this.options.bus.isConnected()) return;
+    const setAside = await recordPublishFailures(db, failures, { maxAttempts, baseDelayMs: intervalMs });
+    for (const row of setAside) {
+      metrics.relayDeadLetters.inc();
+      logger.error(
+        {
+          teamId: row.teamId,
+          sessionId: row.sessionId,
+          version: row.version,
+          attempts: row.attempts,
+          error: row.error,
+        },
+        'relay set a session aside after repeated publish failures (dead letter)',
+      );
     }
   }
 }

@@ -1,13 +1,14 @@
 import {
   apiErrors,
+  LIST_PAGE_MAX_BYTES,
   latestSessionQuerySchema,
   listSessionsQuerySchema,
   parseInput,
+  parseUpsertBody,
   SCOPES,
   serializeSessionPage,
   sessionIdSchema,
   type UpsertSessionBody,
-  upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertJwtWorkflow } from '../auth/jwt.js';
@@ -15,6 +16,13 @@ import { sessionRouteSchemas as schemas } from '../openapi/route-schemas.js';
 import { sendConditionalSession as sendSession } from './conditional.js';
 import { POLL_SOURCE_HEADER, type PollResult, pollSourceLabel } from './poll-source.js';
 import { findSession, latestSession, listSessions } from './queries.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The JSON text a session push was parsed from. */
+    jsonText: string | undefined;
+  }
+}
 
 function sendJson(reply: FastifyReply, statusCode: number, json: string): FastifyReply {
   return reply.code(statusCode).type('application/json; charset=utf-8').send(json);
@@ -32,13 +40,23 @@ function pageUrl(request: FastifyRequest, offset: number, limit: number): string
 export async function sessionRoutes(app: FastifyInstance): Promise<void> {
   const { commits, serialize, metrics, config } = app.services;
 
+  // Fastify's own JSON parsing (its errors, its prototype-poisoning refusal), keeping the text: the
+  // number rule needs to see how each number was written (contracts' numbers.ts). Scoped to these routes.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.decorateRequest('jsonText', undefined);
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, text, done) => {
+    request.jsonText = text as string;
+    parseJson(request, text as string, done);
+  });
+
   app.post('/', { schema: schemas.upsert }, async (request, reply) => {
     const { principal, projectId } = await request.authorize(SCOPES.write);
     if (principal.kind !== 'api_key')
       throw apiErrors.permissionDenied('Only personal API keys can push sessions.');
     let body: UpsertSessionBody;
     try {
-      body = parseInput(upsertSessionBodySchema, request.body);
+      body = parseUpsertBody(request.body, request.jsonText);
     } catch (error) {
       metrics.upserts.inc({ result: 'invalid' });
       throw error;
@@ -55,23 +73,26 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       app.services.database.db,
       projectId,
       { workflowId: query.workflow_id, skillId: query.skill_id },
-      query,
+      { offset: query.offset, limit: query.limit, maxBytes: LIST_PAGE_MAX_BYTES },
     );
-    const nextOffset = query.offset + query.limit;
+    // The rows were chosen by estimated size; the exact bytes decide too, so the page stays in budget.
+    const serialized: string[] = [];
+    let bytes = 0;
+    for (const { record } of sessions) {
+      const json = serialize(record);
+      bytes += Buffer.byteLength(json, 'utf8');
+      if (serialized.length > 0 && bytes > LIST_PAGE_MAX_BYTES) break;
+      serialized.push(json);
+    }
+    // A page cut short by the byte budget continues where it stopped, with the same limit.
+    const nextOffset = query.offset + serialized.length;
     const page = {
       count,
       next: nextOffset < count ? pageUrl(request, nextOffset, query.limit) : null,
       previous:
         query.offset > 0 ? pageUrl(request, Math.max(0, query.offset - query.limit), query.limit) : null,
     };
-    return sendJson(
-      reply,
-      200,
-      serializeSessionPage(
-        page,
-        sessions.map(({ record }) => serialize(record)),
-      ),
-    );
+    return sendJson(reply, 200, serializeSessionPage(page, serialized));
   });
 
   app.get('/latest', { schema: schemas.latest }, async (request, reply) => {

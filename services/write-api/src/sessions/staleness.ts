@@ -39,6 +39,7 @@ export class StalenessSweeper {
     const { db, publisher, metrics, logger, staleAfterMs } = this.options;
     try {
       const transitioned = await markStaleSessions(db, staleAfterMs);
+      // publish() never throws: a row that fails is logged there and left to the relay, the rest go out.
       for (const session of transitioned) publisher.publish(session);
       metrics.stalenessTransitions.inc(transitioned.length);
       return transitioned.length;

@@ -1,6 +1,7 @@
+import { apiErrors } from '@wizard-stream/contracts';
 import type { DatabaseSchema, WizardSessionRow } from '@wizard-stream/db';
 import type { Kysely } from 'kysely';
-import { isDatabaseUnavailable } from '../db-errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db-errors.js';
 import { keepsStoredEventPlan, type SessionPush, upsertSessions } from './queries.js';
 
 interface QueuedPush extends SessionPush {
@@ -15,6 +16,12 @@ export interface UpsertBatcherOptions {
   maxInFlight: number;
   /** Sessions per statement at most. */
   maxBatch: number;
+  /**
+   * Pushes waiting for a statement at most (UPSERT_QUEUE_LIMIT). Beyond it a push is refused at once
+   * with 503 + Retry-After: when the database slows down or hangs, the queue sheds load instead of
+   * holding every request (and its body) until memory runs out.
+   */
+  maxQueued: number;
 }
 
 const sessionKey = (teamId: number, sessionId: string) => `${teamId}\u0000${sessionId}`;
@@ -28,7 +35,9 @@ const sessionKey = (teamId: number, sessionId: string) => `${teamId}\u0000${sess
  * A statement holds each session at most once (PostgreSQL refuses to update a row twice in one
  * statement): a second push of a session waits for the next statement, so its version follows the first.
  * If a statement fails for any reason other than an unreachable database, its pushes are retried one by
- * one, so a push that the database refuses fails alone and never takes others down with it.
+ * one, so a push that the database refuses fails alone and never takes others down with it. If the
+ * database is unreachable (or did not answer within the statement timeout), the statement's pushes and
+ * every push waiting fail at once (503); beyond `maxQueued` waiting pushes, new ones fail at once too.
  */
 export class UpsertBatcher {
   private queue: QueuedPush[] = [];
@@ -44,6 +53,14 @@ export class UpsertBatcher {
 
   /** Commits one push; resolves with the committed row, or undefined when the session is another user's. */
   upsert(push: SessionPush): Promise<WizardSessionRow | undefined> {
+    if (this.queue.length >= this.options.maxQueued) {
+      return Promise.reject(
+        apiErrors.unavailable(
+          `${this.queue.length} pushes are already waiting for the database; retry shortly.`,
+          DATABASE_RETRY_AFTER_SECONDS,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({
         ...push,
@@ -61,6 +78,11 @@ export class UpsertBatcher {
         });
       }
     });
+  }
+
+  /** Pushes waiting for a statement. */
+  get queued(): number {
+    return this.queue.length;
   }
 
   private flush(): void {
@@ -109,8 +131,16 @@ export class UpsertBatcher {
     try {
       rows = await upsertSessions(this.db, batch);
     } catch (error) {
-      if (batch.length === 1 || isDatabaseUnavailable(error)) {
-        for (const push of batch) push.reject(error);
+      if (isDatabaseUnavailable(error)) {
+        // The pushes waiting behind this statement would wait out a timeout of their own for the same
+        // answer: they fail now, so a database that hangs costs each push one timeout at most.
+        const waiting = this.queue;
+        this.queue = [];
+        for (const push of [...batch, ...waiting]) push.reject(error);
+        return;
+      }
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
         return;
       }
       await Promise.all(batch.map((push) => this.write([push])));

@@ -45,10 +45,52 @@ const taskArb = fc.record({
   ),
   status: statusArb,
 });
+/** ISO-8601 date-times across the whole range of years, fractions and offsets (valid or not for storage). */
+const timestampArb = fc
+  .record({
+    year: fc.oneof(fc.constantFrom(1, 2, 1969, 1970, 2026, 9998, 9999), fc.integer({ min: 1, max: 9999 })),
+    month: fc.integer({ min: 1, max: 12 }),
+    day: fc.integer({ min: 1, max: 28 }),
+    hour: fc.integer({ min: 0, max: 23 }),
+    minute: fc.integer({ min: 0, max: 59 }),
+    fraction: fc.stringMatching(/^(\.[0-9]{1,9})?$/),
+    offset: fc.oneof(
+      fc.constant('Z'),
+      fc
+        .tuple(fc.constantFrom('+', '-'), fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 }))
+        .map(
+          ([sign, hours, minutes]) =>
+            `${sign}${String(hours).padStart(2, '0')}:${String(minutes).padStart(2, '0')}`,
+        ),
+    ),
+  })
+  .map(
+    ({ year, month, day, hour, minute, fraction, offset }) =>
+      `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}T${String(hour).padStart(2, '0')}:${String(minute).padStart(2, '0')}:00${fraction}${offset}`,
+  );
+
+/** Number tokens as a client may write them: huge, tiny, too precise, or exponent forms. */
+const numberTokenArb = fc.oneof(
+  fc.constantFrom('1e20', '1e400', '-1e400', '1e-400', '5e-324', '12345678901234567890', '1.0', '-0', '1e21'),
+  fc
+    .tuple(fc.integer({ min: -9, max: 9 }), fc.integer({ min: -400, max: 400 }))
+    .map(([mantissa, exponent]) => `${mantissa}e${exponent}`),
+  fc
+    .double()
+    .filter(Number.isFinite)
+    .map((value) => JSON.stringify(value)),
+  fc.bigInt({ min: -(10n ** 25n), max: 10n ** 25n }).map(String),
+);
+
 const pendingInputArb = fc.record(
   {
     id: fc.oneof(fc.constant('q1'), fc.constant(''), fc.constant('q'.repeat(256))),
-    asked_at: fc.oneof(fc.constant('2026-01-02T03:04:05.000Z'), fc.constant('yesterday'), fc.constant(null)),
+    asked_at: fc.oneof(
+      fc.constant('2026-01-02T03:04:05.000Z'),
+      fc.constant('yesterday'),
+      fc.constant(null),
+      timestampArb,
+    ),
     question_count: fc.integer({ min: -1, max: 101 }),
     sensitive: fc.boolean(),
     prompts: fc.oneof(
@@ -65,7 +107,8 @@ const validBodyArb = fc.record({
   workflow_id: routingIdArb,
   skill_id: routingIdArb,
   started_at: fc.oneof(
-    { weight: 9, arbitrary: fc.constantFrom('2026-01-02T03:04:05Z', '2026-01-02T03:04:05.123+02:00') },
+    { weight: 6, arbitrary: fc.constantFrom('2026-01-02T03:04:05Z', '2026-01-02T03:04:05.123+02:00') },
+    { weight: 3, arbitrary: timestampArb },
     { weight: 1, arbitrary: fc.constantFrom('not a date', '2026-13-45T99:00:00Z') },
   ),
   run_phase: fc.oneof(
@@ -184,6 +227,47 @@ const bodyTextArb: fc.Arbitrary<string> = fc.oneof(
       )
       .map(([body, depth, asArray, field]) =>
         JSON.stringify({ ...body, [field]: '__nested__' }).replace(NESTED_MARKER, nested(depth, asArray)),
+      ),
+  },
+  // Numbers spliced in as written (JSON.stringify would print them its own way), in kept and dropped fields.
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(
+        validBodyArb,
+        fc.array(numberTokenArb, { minLength: 1, maxLength: 5 }),
+        fc.constantFrom('event_plan', 'error', 'timestamp'),
+      )
+      .map(([body, tokens, field]) =>
+        JSON.stringify({ ...body, [field]: '__numbers__' }).replace(
+          '"__numbers__"',
+          `{"n":[${tokens.join(',')}]}`,
+        ),
+      ),
+  },
+  // Nesting around the 64-level limit, and wide objects and arrays.
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(validBodyArb, fc.integer({ min: 58, max: 68 }), fc.boolean())
+      .map(([body, depth, asArray]) =>
+        JSON.stringify({ ...body, event_plan: '__nested__' }).replace(
+          NESTED_MARKER,
+          asArray ? `{"a":${nested(depth, true)}}` : nested(depth, false),
+        ),
+      ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(validBodyArb, fc.integer({ min: 100, max: 20_000 }), fc.boolean())
+      .map(([body, width, asArray]) =>
+        JSON.stringify({
+          ...body,
+          event_plan: asArray
+            ? { items: Array.from({ length: width }, (_, index) => index) }
+            : Object.fromEntries(Array.from({ length: width }, (_, index) => [`k${index}`, index % 7])),
+        }),
       ),
   },
   // Over the 1 MiB limit: 413, whatever else is wrong with it. Rare: each is a megabyte on the wire.

@@ -5,5 +5,7 @@
 import { loadWriteApiConfig, startWriteApi } from '../../src/index.js';
 
 await startWriteApi(loadWriteApiConfig(process.env), {
-  afterCommit: () => process.kill(process.pid, 'SIGKILL'),
+  afterCommit: () => {
+    process.kill(process.pid, 'SIGKILL');
+  },
 });

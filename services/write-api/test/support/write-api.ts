@@ -1,6 +1,11 @@
 import { type SeededMember, seedTeamWithMember } from '@wizard-stream/db';
 import { type TestDatabase, until } from '@wizard-stream/testkit';
-import { loadWriteApiConfig, type RunningWriteApi, startWriteApi } from '../../src/index.js';
+import {
+  loadWriteApiConfig,
+  type RunningWriteApi,
+  type StartOptions,
+  startWriteApi,
+} from '../../src/index.js';
 
 export const INTERNAL_API_TOKEN = 'internal-token-for-tests-0123456789';
 
@@ -23,7 +28,7 @@ export function startTestWriteApi(
   database: TestDatabase,
   natsUrl: string,
   overrides: Record<string, string> = {},
-  afterCommit?: () => void,
+  afterCommit?: StartOptions['afterCommit'],
 ): Promise<RunningWriteApi> {
   return startWriteApi(loadWriteApiConfig(writeApiEnv(natsUrl, overrides)), { database, afterCommit });
 }
