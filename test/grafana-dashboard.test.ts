@@ -139,6 +139,8 @@ describe('the Grafana dashboard deploy/grafana/wizard-stream.json', () => {
     }
     expect(exprs('Publishes / s by outcome')).toContain('wizard_publish_total');
     expect(exprs('Relay backlog')).toContain('wizard_relay_backlog');
+    expect(exprs('Relay failures and dead letters')).toContain('wizard_relay_failures_total');
+    expect(exprs('Relay failures and dead letters')).toContain('wizard_relay_dead_lettered');
     expect(exprs('Snapshot calls by outcome')).toContain('wizard_gateway_snapshot_calls_total');
     expect(exprs('Slow-client closes / s')).toContain('wizard_gateway_slow_client_closes_total');
     expect(exprs('Rate-limit and auth refusals / s')).toContain('status="429"');
@@ -267,8 +269,10 @@ describe('the Grafana dashboard against the running write-api and stream-gateway
       headers: { authorization: 'Bearer wsk_not_a_key' },
     });
     expect(badKey.status).toBe(401);
+    // A key of the right form, so that the gateway asks write-api, which refuses it.
+    const unknownKey = `wsk_${randomBytes(32).toString('base64url')}`;
     const refusedStream = await fetch(streamUrl(gateway.process.url, one.teamId, 'grafana'), {
-      headers: { authorization: 'Bearer wsk_not_a_key', accept: 'text/event-stream' },
+      headers: { authorization: `Bearer ${unknownKey}`, accept: 'text/event-stream' },
     });
     expect(refusedStream.status).toBe(401);
     await refusedStream.body?.cancel();
