@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createPushClient, type PushClient, type UpsertSessionInput } from '@wizard-stream/client';
 import type { TaskStatus } from '@wizard-stream/contracts';
 import { until } from '@wizard-stream/testkit';
-import type { Page } from 'playwright-core';
+import type { Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchChromium } from './src/browser.js';
 import {
@@ -580,5 +580,37 @@ describe('dashboard in Chromium', () => {
     await detailShows(page, 'run-after-failover', 1);
     expect(Date.now() - pushedAt).toBeLessThan(2000);
     expect((await rowIds(page))[0]).toBe('run-after-failover');
+  }, 60_000);
+
+  it('falls back to polling where a proxy blocks the stream, shows it, and still follows new runs', async () => {
+    // A corporate proxy that lets the API through but not `…/stream/`.
+    const blockStreams = (route: Route) => route.abort('connectionrefused');
+    await page.route('**/sessions/stream/**', blockStreams);
+    try {
+      await page.goto(`${stack.url}/?project=${teamId}`);
+      await recorded.clearStates();
+      await page.fill('input[name="workflowId"]', WORKFLOW);
+      await page.click('button[type="submit"]');
+      await page.waitForSelector('[data-testid="connection-state"][data-state="polling"]', {
+        timeout: 30_000,
+      });
+      expect(await recorded.states()).toContain('reconnecting');
+      await push.upsert({
+        session_id: 'run-polled',
+        workflow_id: WORKFLOW,
+        skill_id: 'nextjs',
+        started_at: new Date().toISOString(),
+        run_phase: 'running',
+        tasks: progress('in_progress'),
+      });
+      // Within a poll interval (3 s ± 20 %) and the list read that follows it.
+      await detailShows(page, 'run-polled', 1, 10_000);
+      await until(async () => (await rowIds(page))[0] === 'run-polled', {
+        timeoutMs: 10_000,
+        what: 'the polled run at the top of the list',
+      });
+    } finally {
+      await page.unroute('**/sessions/stream/**', blockStreams);
+    }
   }, 60_000);
 });

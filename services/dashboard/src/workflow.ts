@@ -13,6 +13,9 @@ import { compareNewestFirst, SessionListModel } from './session-list.js';
 import type { ConnectSettings } from './settings.js';
 import type { StatusView } from './status-view.js';
 
+/** Failed stream attempts in a row before the page polls instead (SSE blocked on the way). */
+const POLL_AFTER_FAILURES = 3;
+
 export const PAGE_SIZE = 20;
 
 interface Views {
@@ -67,6 +70,8 @@ export class WorkflowController {
     this.views.status.showScope(settings.workflowId, skillId);
     byTestId('workspace').hidden = false;
 
+    // Where SSE cannot pass (a proxy that blocks it), the page polls `latest/` instead: PostHog's rules.
+    let polling = () => false;
     const subscription = subscribe({
       baseUrl,
       projectId,
@@ -75,17 +80,22 @@ export class WorkflowController {
       // A fresh stream token on every (re)connect, so an expired one never strands the page.
       credentials: { getToken: async () => (await push.mintStreamToken()).token },
       onSession: (session, delivery) => {
-        if (isCurrent()) this.onFrame(session, delivery);
+        if (!isCurrent()) return;
+        this.onFrame(session, delivery);
+        // Polling follows only the latest session: the rest of the page is read again with it.
+        if (polling()) void this.refresh();
       },
+      pollFallback: { afterFailures: POLL_AFTER_FAILURES },
       onState: (state) => {
         if (!isCurrent()) return;
-        this.views.status.showState(state);
+        this.views.status.showState(polling() && state === 'open' ? 'polling' : state);
         if (state === 'open') void this.refresh();
       },
       onClose: (close) => {
         if (isCurrent()) this.views.status.showClosed(close);
       },
     });
+    polling = () => subscription.polling;
     this.connection = { push, workflowId: settings.workflowId, skillId, subscription };
     // Read at once, so the list shows even when streaming does not come up; again once the stream is open.
     void this.loadPage(0);
@@ -93,9 +103,8 @@ export class WorkflowController {
 
   /**
    * Re-reads the page on screen. The stream carries changes from the moment it opens (plus the latest
-   * session), so this runs on every open: a read made after the stream opened misses nothing. It is also
-   * the hook for a polling fallback: while streaming is unavailable, call it on a timer and show the
-   * `polling` state (StatusView.showState('polling')).
+   * session), so this runs on every open: a read made after the stream opened misses nothing. When the
+   * subscription falls back to polling, `open` means its first poll answered.
    */
   refresh(): Promise<void> {
     return this.loadPage(this.model.offset);
