@@ -68,20 +68,27 @@ async function listNames(kind: 'pod' | 'secret' | 'volume' | 'network'): Promise
   return result.code === 0 ? result.stdout.split('\n').filter((name) => NAME_PATTERN.test(name)) : [];
 }
 
-/** Removes pods, secrets, volumes and networks whose names start with `prefix`. */
-async function removeByPrefix(prefix: string): Promise<void> {
-  const mine = (names: string[]) => names.filter((name) => name === prefix || name.startsWith(`${prefix}-`));
-  // One call per pod, all at once: a single `pod rm` of many pods removes them one after the other.
+const ownedBy = (prefix: string, names: string[]) =>
+  names.filter((name) => name === prefix || name.startsWith(`${prefix}-`));
+
+/** Removes the pods whose names start with `prefix`. */
+async function removePods(prefix: string): Promise<void> {
+  // One call per pod, all at once: each waits seconds for its cgroup to go, and one `pod rm` of many
+  // pods removes them one after the other.
   await Promise.all(
-    mine(await listNames('pod')).map((pod) =>
+    ownedBy(prefix, await listNames('pod')).map((pod) =>
       tryPodman(['pod', 'rm', '--force', '--time', '0', pod], { timeoutMs: 120_000 }),
     ),
   );
-  const secrets = mine(await listNames('secret'));
+}
+
+/** Removes the secrets, volumes and networks whose names start with `prefix` (after its pods). */
+async function removeResources(prefix: string): Promise<void> {
+  const secrets = ownedBy(prefix, await listNames('secret'));
   if (secrets.length > 0) await tryPodman(['secret', 'rm', ...secrets]);
-  const volumes = mine(await listNames('volume'));
+  const volumes = ownedBy(prefix, await listNames('volume'));
   if (volumes.length > 0) await tryPodman(['volume', 'rm', '--force', ...volumes]);
-  const networks = mine(await listNames('network'));
+  const networks = ownedBy(prefix, await listNames('network'));
   if (networks.length > 0) await tryPodman(['network', 'rm', '--force', ...networks]);
 }
 
@@ -102,7 +109,10 @@ export async function sweepAbandonedRuns(): Promise<string[]> {
     if (existsSync(pidFile)) killQuietly(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGINT');
     await rm(join(tmpdir(), entry), { recursive: true, force: true });
   }
-  for (const owner of owners) await removeByPrefix(owner);
+  for (const owner of owners) {
+    await removePods(owner);
+    await removeResources(owner);
+  }
   return [...owners];
 }
 
@@ -136,7 +146,7 @@ export class PodmanDeployment {
     try {
       return await work();
     } finally {
-      this.timings[step] = Date.now() - startedAt;
+      this.timings[step] = (this.timings[step] ?? 0) + Date.now() - startedAt;
     }
   }
 
@@ -326,19 +336,20 @@ export class PodmanDeployment {
 
   /** Removes every pod, secret, volume and network of this run, its PostgreSQL and its files. Idempotent. */
   async remove(): Promise<void> {
-    await removeByPrefix(this.prefix);
-    await this.database?.stop();
-    this.database = undefined;
-    if (this.runDirectory) await rm(this.runDirectory, { recursive: true, force: true });
+    await this.timed('remove pods', () => removePods(this.prefix));
+    await this.timed('remove the rest', async () => {
+      await removeResources(this.prefix);
+      await this.database?.stop();
+      this.database = undefined;
+      if (this.runDirectory) await rm(this.runDirectory, { recursive: true, force: true });
+    });
   }
 
   /** What of this run still exists: podman objects by name, and its directory. */
   async leftovers(): Promise<string[]> {
     const names: string[] = [];
     for (const kind of ['pod', 'secret', 'volume', 'network'] as const) {
-      for (const name of await listNames(kind)) {
-        if (name === this.prefix || name.startsWith(`${this.prefix}-`)) names.push(`${kind} ${name}`);
-      }
+      for (const name of ownedBy(this.prefix, await listNames(kind))) names.push(`${kind} ${name}`);
     }
     if (this.runDirectory && existsSync(this.runDirectory)) names.push(`directory ${this.runDirectory}`);
     return names;

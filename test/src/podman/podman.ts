@@ -87,6 +87,7 @@ export async function podman(args: string[], options: { input?: string; timeoutM
 /** `podman <kind> inspect` parsed; one object per name. */
 // biome-ignore lint/suspicious/noExplicitAny: podman's inspect output is read field by field by the callers
 export async function inspect(kind: 'container' | 'pod' | 'network' | 'image', name: string): Promise<any> {
-  const [object] = JSON.parse(await podman([kind, 'inspect', name]));
-  return object;
+  // `pod inspect` of one pod prints an object in podman 4, the others an array.
+  const parsed = JSON.parse(await podman([kind, 'inspect', name]));
+  return Array.isArray(parsed) ? parsed[0] : parsed;
 }
