@@ -63,9 +63,11 @@ function localImages(objects: K8sObject[], images: DeploymentImages): Record<str
 }
 
 async function listNames(kind: 'pod' | 'secret' | 'volume' | 'network'): Promise<string[]> {
-  const args = kind === 'pod' ? ['pod', 'ps', '-a'] : [kind, 'ls'];
-  const result = await tryPodman([...args, '--format', '{{.Name}}']);
-  return result.code === 0 ? result.stdout.split('\n').filter((name) => NAME_PATTERN.test(name)) : [];
+  // `pod ps` lists stopped pods too (and has no --all); a failed listing throws, so that removal and
+  // the leftover check never pass on an empty list they did not get.
+  const args = kind === 'pod' ? ['pod', 'ps'] : [kind, 'ls'];
+  const names = await podman([...args, '--format', '{{.Name}}']);
+  return names.split('\n').filter((name) => NAME_PATTERN.test(name));
 }
 
 const ownedBy = (prefix: string, names: string[]) =>
