@@ -34,8 +34,11 @@ function onPath(binary) {
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 let aptUpdated = false;
 
-/** Installs Debian packages when this process may; otherwise stops with the command to run. */
-function ensureSystemPackage(binaryPaths, aptPackage, why) {
+/**
+ * Installs Debian packages when this process may; otherwise stops with the command to run, or, for an
+ * optional package (a test that skips without it), says so and goes on.
+ */
+function ensureSystemPackage(binaryPaths, aptPackage, why, { optional = false } = {}) {
   if (binaryPaths.some((path) => (path.includes('/') ? existsSync(path) : onPath(path)))) return;
   if (isRoot && onPath('apt-get')) {
     console.log(`ensure-deps: installing ${aptPackage} (${why})`);
@@ -44,6 +47,12 @@ function ensureSystemPackage(binaryPaths, aptPackage, why) {
       aptUpdated = true;
     }
     run('apt-get', ['install', '-y', '-qq', aptPackage]);
+    return;
+  }
+  if (optional) {
+    console.warn(
+      `ensure-deps: ${aptPackage} is missing (${why}); install it with: sudo apt-get install -y ${aptPackage}`,
+    );
     return;
   }
   console.error(
@@ -88,4 +97,24 @@ if (args.has('--bench')) {
 }
 if (args.has('--kubectl')) {
   ensureSystemPackage(['/usr/bin/kubectl', 'kubectl'], 'kubectl', 'rendering the kustomize manifests');
+}
+if (args.has('--podman')) {
+  // The deployment test (test/deploy-run.test.ts) runs the manifests with rootful podman; it skips, naming
+  // what is missing, where these cannot be installed.
+  const why = 'running the manifests in test/deploy-run.test.ts';
+  const optional = { optional: true };
+  ensureSystemPackage(['/usr/bin/podman', 'podman'], 'podman', why, optional);
+  ensureSystemPackage(['/usr/sbin/runc', 'runc'], 'runc', `${why} (crun fails on mixed cgroups)`, optional);
+  ensureSystemPackage(
+    ['/usr/bin/mmdebstrap', 'mmdebstrap'],
+    'mmdebstrap',
+    `${why}: the Debian base image`,
+    optional,
+  );
+  ensureSystemPackage(
+    ['/usr/lib/cni/bridge'],
+    'containernetworking-plugins',
+    `${why}: pod networking`,
+    optional,
+  );
 }

@@ -479,6 +479,26 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
     expect(migrate.image).toBe(containersOf(writeApi)[0].image);
   });
 
+  it('sets image tags only through `images:` entries that match an image the base renders', async () => {
+    const [kustomization] = parseYamlDocuments(
+      await readFile(join(REPO_ROOT, 'deploy', 'k8s', 'overlays', overlay, 'kustomization.yaml'), 'utf8'),
+      `${overlay}/kustomization.yaml`,
+    ) as [{ images?: { name: string; newName?: string; newTag?: string }[] }];
+    const untagged = (image: string) => image.replace(/:[^/:]+$/, '');
+    const baseImages = workloads(await renderKustomization('deploy/k8s/base'))
+      .flatMap((workload) => containersOf(workload))
+      .map((container) => untagged(container.image));
+    const rendered = workloads(objects)
+      .flatMap((workload) => containersOf(workload))
+      .map((container) => container.image);
+    expect(kustomization.images?.length).toBeGreaterThan(0);
+    for (const entry of kustomization.images ?? []) {
+      // kustomize matches `name` against the base's output: an entry naming anything else changes nothing.
+      expect(baseImages, `images: ${entry.name}`).toContain(entry.name);
+      expect(rendered).toContain(`${entry.newName ?? entry.name}:${entry.newTag}`);
+    }
+  });
+
   it('reads DATABASE_URL from the external Secret and resolves every other reference in the render', () => {
     const external = EXTERNAL_SECRETS[overlay] ?? [];
     for (const workload of [writeApi, findObject(objects, 'Job', 'write-api-migrate')]) {
@@ -555,6 +575,9 @@ describe('the Dockerfiles', () => {
         expect(stage.from, 'base image tag').toMatch(/:[\w.-]+$/);
         expect(stage.from).not.toMatch(/:latest$/);
       }
+      // Both stages on the published Node base by default (the NODE_IMAGE build arg swaps it only where
+      // no registry is reachable, as in deploy-run.test.ts).
+      expect(new Set(stages.map((stage) => stage.from))).toEqual(new Set(['node:20.20.2-bookworm-slim']));
       const build = stages[0];
       const runtime = stages.at(-1);
       const runs = (stage: typeof build) =>

@@ -2,8 +2,12 @@
 # write-api image. Build from the repository root:
 #   docker build -f deploy/docker/write-api.Dockerfile -t registry.example.com/wizard-stream/write-api:0.1.0 .
 
+# The Node base of both stages. Only overridden where no registry is reachable (the deployment test
+# builds on a local Node 20 image, test/deploy-run.test.ts); the default is the published one.
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
 # --- build: install the workspace from the lockfile and bundle the service into two files ---------------
-FROM node:20.20.2-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/root/.npm \
@@ -13,7 +17,7 @@ RUN --mount=type=cache,target=/root/.npm \
 RUN node scripts/build-bundles.mjs write-api /out
 
 # --- runtime: Node and the bundle only, as an unprivileged user -----------------------------------------
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000

@@ -49,9 +49,14 @@ export async function stopMember(member: FleetMember, graceMs = 5000): Promise<v
  * True when the service says it is connected to NATS: a gateway's /readyz is 200 only then; write-api's
  * /readyz reports the NATS state in its body (it stays ready without NATS, by design).
  */
-export async function isConnectedToNats(member: FleetMember): Promise<boolean> {
+export function isConnectedToNats(member: FleetMember): Promise<boolean> {
+  return isUrlConnectedToNats(member.process.url);
+}
+
+/** The same for a service at `url` (a pod, a process). */
+export async function isUrlConnectedToNats(url: string): Promise<boolean> {
   try {
-    const response = await fetch(`${member.process.url}/readyz`);
+    const response = await fetch(`${url}/readyz`);
     const body = (await response.json()) as { natsConnected?: boolean; checks?: { nats?: boolean } };
     return response.status === 200 && (body.natsConnected ?? body.checks?.nats) === true;
   } catch {
