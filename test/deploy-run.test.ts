@@ -3,13 +3,6 @@ import { sessionsUrl, streamUrl, type UpsertSessionBody } from '@wizard-stream/c
 import { openDatabase, type SeededMember, seedTeamWithMember } from '@wizard-stream/db';
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  findObject,
-  type K8sObject,
-  parseYamlDocuments,
-  podSpecOf,
-  renderKustomization,
-} from './helpers/manifests.js';
 import { isUrlConnectedToNats, RoundRobinBalancer } from './src/fleet.js';
 import { PodmanDeployment, podAddresses } from './src/podman/deployment.js';
 import { type KubePlayPlan, type PlannedPod, planKubePlay } from './src/podman/kube-play.js';
@@ -18,6 +11,13 @@ import { probePodman } from './src/podman/probe.js';
 import { isAlive } from './src/processes.js';
 import { ReconnectingStream } from './src/reconnecting-sse.js';
 import { required } from './src/required.js';
+import {
+  findObject,
+  type K8sObject,
+  parseYamlDocuments,
+  podSpecOf,
+  renderKustomization,
+} from './support/manifests.js';
 
 /**
  * Issue 13: the deployment runs. Builds both images from deploy/docker (only the Node base swapped, by

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from '@wizard-stream/testkit';
-import { type K8sObject, REPO_ROOT, renderKustomization } from '../../helpers/manifests.js';
+import { type K8sObject, REPO_ROOT, renderKustomization } from '../../support/manifests.js';
 import { isAlive, killQuietly } from '../processes.js';
 import { type DeploymentImages, ensureDeploymentImages } from './images.js';
 import { type KubePlayPlan, type PlannedPod, planKubePlay } from './kube-play.js';

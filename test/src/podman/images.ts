@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { REPO_ROOT } from '../../helpers/manifests.js';
+import { REPO_ROOT } from '../../support/manifests.js';
 import { buildContextDigest } from './build-context.js';
 import { inspect, podman, runCommand, tryPodman } from './podman.js';
 

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import type { K8sObject } from '../../helpers/manifests.js';
+import type { K8sObject } from '../../support/manifests.js';
 
 /**
  * Turns rendered Kubernetes objects into what `podman kube play` (4.3) can run on one machine, as data

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../helpers/manifests.js';
+import { REPO_ROOT } from '../../support/manifests.js';
 
 /** runc, this machine's rlimits, k8s-file logs: see the file. */
 export const CONTAINERS_CONF = join(REPO_ROOT, 'deploy', 'podman', 'containers.conf');
