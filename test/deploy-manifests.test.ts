@@ -246,9 +246,14 @@ describe.each(['dev', 'production'])('the %s overlay', (overlay) => {
       '/api/projects/42/wizard/sessions/latest/',
       '/api/projects/42/wizard/sessions/streamed-run/',
       '/api/projects/42/wizard/stream_tokens/',
-      '/',
+      '/api/personal_api_keys/',
+      '/api/schema/',
     ]) {
       expect(routeOf(url)?.path.backend.service.name, url).toBe('write-api');
+    }
+    // The services' own endpoints are never public (issue 10): no rule routes them.
+    for (const url of ['/metrics', '/readyz', '/healthz', '/']) {
+      expect(routeOf(url), url).toBeUndefined();
     }
     // Every backend names an existing Service port, and none is write-api's internal read path.
     for (const { path } of rules) {

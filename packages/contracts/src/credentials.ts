@@ -1,3 +1,5 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
 /**
  * The grammar of the credentials the public API takes (docs/api.md#authentication), shared by write-api,
  * which checks them, and the gateways, which forward them: anything outside it is refused before it
@@ -114,12 +116,36 @@ export function parsePrincipalHeader(value: string | null | undefined): Credenti
 /**
  * Request header of a gateway's snapshot call: how many stream connects share it (the gateway coalesces
  * identical connects into one call). write-api charges that many requests to the key's rate limit, so a
- * connect storm is paid for like separate calls. A caller sending it only pays more.
+ * connect storm is paid for like separate calls. It counts only with CONNECTS_SIGNATURE_HEADER: else
+ * anyone holding a stream token could spend its minting key's whole budget with one request.
  */
 export const CONNECTS_HEADER = 'wizard-connects';
+/** HMAC-SHA256 (INTERNAL_API_TOKEN) of the count and the credential: the gateway vouches for the count. */
+export const CONNECTS_SIGNATURE_HEADER = 'wizard-connects-signature';
 export const MAX_CONNECTS_PER_CALL = 1000;
 
 export function parseConnectsHeader(value: string | string[] | undefined): number {
   const count = typeof value === 'string' && /^[1-9][0-9]{0,3}$/.test(value) ? Number(value) : 1;
   return Math.min(count, MAX_CONNECTS_PER_CALL);
+}
+
+export function signConnects(secret: string, connects: number, credential: string): string {
+  return createHmac('sha256', secret).update(`${connects}\n${credential}`).digest('base64url');
+}
+
+/**
+ * How many requests a call is charged: the signed count of a gateway's snapshot call, else 1 (no
+ * secret configured, no or a wrong signature, or any other caller).
+ */
+export function chargedConnects(
+  headers: Record<string, string | string[] | undefined>,
+  credential: string | undefined,
+  secret: string | undefined,
+): number {
+  const count = parseConnectsHeader(headers[CONNECTS_HEADER]);
+  const signature = headers[CONNECTS_SIGNATURE_HEADER];
+  if (count === 1 || !secret || !credential || typeof signature !== 'string') return 1;
+  const expected = Buffer.from(signConnects(secret, count, credential));
+  const given = Buffer.from(signature);
+  return given.length === expected.length && timingSafeEqual(given, expected) ? count : 1;
 }

@@ -55,6 +55,7 @@ export async function buildGateway(
     config.writeApiInternalUrl,
     config.snapshotTimeoutMs,
     metrics,
+    config.internalApiToken,
   );
   const authFailures = new AuthFailureThrottle(config.authFailuresPerMin);
   const state: GatewayState = {

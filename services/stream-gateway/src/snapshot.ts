@@ -1,10 +1,12 @@
 import {
   CONNECTS_HEADER,
+  CONNECTS_SIGNATURE_HEADER,
   type CredentialOwner,
   latestSessionUrl,
   listSessionsUrl,
   PRINCIPAL_HEADER,
   parsePrincipalHeader,
+  signConnects,
 } from '@wizard-stream/contracts';
 import { type SessionFrame, sessionFrame } from './frame.js';
 import type { SnapshotEvents, SnapshotPurpose } from './metrics.js';
@@ -54,6 +56,8 @@ export class SnapshotClient {
     private readonly internalUrl: string | undefined,
     private readonly timeoutMs: number,
     private readonly events: SnapshotEvents,
+    /** INTERNAL_API_TOKEN: signs the connect count (CONNECTS_SIGNATURE_HEADER); unset, each call counts once. */
+    private readonly connectsSecret: string | undefined,
   ) {}
 
   /** Whether re-snapshots have somewhere to read from. */
@@ -116,6 +120,9 @@ export class SnapshotClient {
     const url = latestSessionUrl(this.writeApiUrl, route.teamId, route.workflowId, route.skillId);
     const { response, body } = await this.get(url, credential, 'connect', {
       [CONNECTS_HEADER]: String(connects),
+      ...(this.connectsSecret && {
+        [CONNECTS_SIGNATURE_HEADER]: signConnects(this.connectsSecret, connects, credential),
+      }),
       'x-forwarded-for': clientAddress,
     });
     const owner = parsePrincipalHeader(response.headers.get(PRINCIPAL_HEADER));

@@ -179,11 +179,11 @@ describe('host-app JWTs on the read path', () => {
     refused(await h.request('GET', path, { key: token }), 403, 'permission_denied');
     expect((await h.request('GET', `${path}?workflow_id=host-wf`, { key: token })).json.count).toBe(1);
     const elsewhere = (await h.request('GET', `${path}?workflow_id=other-wf`)).json.results[0].session_id;
-    refused(
-      await h.request('GET', `${path}${encodeURIComponent(elsewhere)}/`, { key: token }),
-      404,
-      'not_found',
-    );
+    const hidden = await h.request('GET', `${path}${encodeURIComponent(elsewhere)}/`, { key: token });
+    refused(hidden, 404, 'not_found');
+    // As absent as an unknown id: the answer does not name the workflow the session belongs to.
+    const unknown = await h.request('GET', `${path}no-such-session/`, { key: token });
+    expect(hidden.json).toEqual(unknown.json);
     expect((await h.request('GET', `${path}${encodeURIComponent(sessionId)}/`, { key: token })).status).toBe(
       200,
     );

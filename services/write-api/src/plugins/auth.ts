@@ -1,12 +1,11 @@
 import {
   ApiError,
   apiErrors,
-  CONNECTS_HEADER,
   type CredentialOwner,
+  chargedConnects,
   credentialFrom,
   formatPrincipalHeader,
   PRINCIPAL_HEADER,
-  parseConnectsHeader,
   projectIdSchema,
   SCOPES,
   type Scope,
@@ -55,7 +54,7 @@ function credentialOf(request: FastifyRequest, scope: Scope): string {
  */
 export const authPlugin = fp(
   async (app) => {
-    const { credentials, rateLimiter, authFailures } = app.services;
+    const { credentials, rateLimiter, authFailures, config } = app.services;
 
     async function authenticated<T>(request: FastifyRequest, check: () => Promise<T>): Promise<T> {
       const wait = authFailures.retryAfterSeconds(request.ip);
@@ -68,25 +67,25 @@ export const authPlugin = fp(
       }
     }
 
-    function charge(request: FastifyRequest, principal: Principal): void {
+    /** `credential` is set for a call that may be a gateway's snapshot, whose signed connects all count. */
+    function charge(request: FastifyRequest, principal: Principal, credential?: string): void {
       const bucket = rateLimitKey(principal);
       if (!bucket) return;
-      const retryAfter = rateLimiter.take(
-        bucket,
-        Date.now(),
-        parseConnectsHeader(request.headers[CONNECTS_HEADER]),
-      );
+      const connects = chargedConnects(request.headers, credential, config.internalApiToken);
+      const retryAfter = rateLimiter.take(bucket, Date.now(), connects);
       if (retryAfter > 0) throw apiErrors.throttled(retryAfter);
     }
 
     app.decorateRequest('credentialOwner', undefined);
     app.decorateRequest('authorize', async function authorize(this: FastifyRequest, scope: Scope) {
       const projectId = projectIdOf(this);
-      const principal = await authenticated(this, () =>
-        credentials.authorize(credentialOf(this, scope), projectId, scope),
-      );
+      let credential: string | undefined;
+      const principal = await authenticated(this, () => {
+        credential = credentialOf(this, scope);
+        return credentials.authorize(credential, projectId, scope);
+      });
       if (projectId === 0) throw apiErrors.notFound();
-      charge(this, principal);
+      charge(this, principal, credential);
       this.credentialOwner = ownerOf(principal);
       return { principal, projectId };
     });

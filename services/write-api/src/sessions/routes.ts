@@ -133,7 +133,8 @@ export async function sessionRoutes(app: FastifyInstance): Promise<void> {
       const stored = await findSession(app.services.database.db, projectId, sessionId.data);
       if (!stored) throw apiErrors.notFound();
       // A JWT limited to some workflows does not see the others' sessions (auth/jwt.ts).
-      assertJwtWorkflow(principal, stored.record.workflowId, apiErrors.notFound);
+      // As absent as an unknown id: the 404 must not name the workflow the session belongs to.
+      assertJwtWorkflow(principal, stored.record.workflowId, () => apiErrors.notFound());
       sendSession(request, reply, stored.record, serialize, config.staleAfterMs);
       return reply;
     },
