@@ -4,7 +4,8 @@ import { openDatabase, type SeededMember, seedTeamWithMember } from '@wizard-str
 import { until } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUrlConnectedToNats, RoundRobinBalancer } from './src/fleet.js';
-import { PodmanDeployment, podAddresses } from './src/podman/deployment.js';
+import { plainNatsConnect } from './src/nats-plain.js';
+import { EXTERNAL_SECRETS, PodmanDeployment, podAddresses } from './src/podman/deployment.js';
 import { type KubePlayPlan, type PlannedPod, planKubePlay } from './src/podman/kube-play.js';
 import { inspect, podman, tryPodman } from './src/podman/podman.js';
 import { probePodman } from './src/podman/probe.js';
@@ -84,7 +85,7 @@ describe('the kube play plan of the dev overlay (needs no podman)', () => {
     addresses: podAddresses('10.89.7.0/24', '10.89.7.1'),
     images: renderedImages,
     replicas: { 'write-api': 2, 'stream-gateway': 2 },
-    externalSecrets: ['wizard-stream-database'],
+    externalSecrets: EXTERNAL_SECRETS,
     serviceProxy: { image: 'local-base', script: '// proxy' },
   };
   const podsOf = (owner: string) => plan.pods.filter((pod) => pod.owner === owner);
@@ -116,6 +117,10 @@ describe('the kube play plan of the dev overlay (needs no podman)', () => {
       'Ingress/wizard-stream-api',
       'Ingress/wizard-stream-sse',
       'Namespace/wizard-stream-dev',
+      'NetworkPolicy/default-deny-ingress',
+      'NetworkPolicy/nats',
+      'NetworkPolicy/stream-gateway',
+      'NetworkPolicy/write-api',
       'PodDisruptionBudget/nats',
       'PodDisruptionBudget/stream-gateway',
       'PodDisruptionBudget/write-api',
@@ -156,10 +161,24 @@ describe('the kube play plan of the dev overlay (needs no podman)', () => {
         }
       }
     }
-    expect(plan.secrets.map((secret) => [secret.source, secret.name, secret.data !== undefined])).toEqual([
-      ['wizard-stream-secrets', `${options.prefix}-wizard-stream-secrets`, true],
-      ['wizard-stream-database', `${options.prefix}-wizard-stream-database`, false],
+    // The certificates are files (Secret volumes), the passwords and URLs environment variables.
+    expect(
+      plan.secrets.map((secret) => [secret.source, secret.name, secret.data !== undefined, secret.readAs]),
+    ).toEqual([
+      ['wizard-stream-nats', `${options.prefix}-wizard-stream-nats`, true, 'env'],
+      ['wizard-stream-secrets', `${options.prefix}-wizard-stream-secrets`, true, 'env'],
+      ['wizard-stream-database', `${options.prefix}-wizard-stream-database`, false, 'env'],
+      ['nats-tls', `${options.prefix}-nats-tls`, false, 'volume'],
+      ['write-api-nats-tls', `${options.prefix}-write-api-nats-tls`, false, 'volume'],
+      ['stream-gateway-nats-tls', `${options.prefix}-stream-gateway-nats-tls`, false, 'volume'],
     ]);
+    const gatewayVolumes = playDocuments(podsOf('Deployment/stream-gateway')[0] as PlannedPod).pod.spec
+      .volumes;
+    expect(gatewayVolumes.find((volume: { name: string }) => volume.name === 'nats-tls').secret).toEqual({
+      secretName: `${options.prefix}-stream-gateway-nats-tls`,
+      defaultMode: 0o440,
+      optional: false,
+    });
   });
 
   it('resolves Services in every pod: a NATS node per client in turn, proxies for mapped ports, peers by name', () => {
@@ -177,6 +196,7 @@ describe('the kube play plan of the dev overlay (needs no podman)', () => {
     const command = playDocuments(writeApiService).pod.spec.containers[0].command as string[];
     expect(JSON.parse(command.at(-1) as string)).toEqual([
       { port: 80, backends: podsOf('Deployment/write-api').map((pod) => `${pod.ip}:8000`) },
+      { port: 8002, backends: podsOf('Deployment/write-api').map((pod) => `${pod.ip}:8002`) },
     ]);
   });
 
@@ -189,7 +209,8 @@ describe('the kube play plan of the dev overlay (needs no podman)', () => {
     expect(() => planKubePlay(objects, { ...options, images: withoutNats })).toThrow(
       /StatefulSet\/nats: no local image stands in for nats:2.10-alpine/,
     );
-    expect(() => planKubePlay(objects, { ...options, externalSecrets: [] })).toThrow(
+    const withoutDatabase = EXTERNAL_SECRETS.filter((name) => name !== 'wizard-stream-database');
+    expect(() => planKubePlay(objects, { ...options, externalSecrets: withoutDatabase })).toThrow(
       /reads Secret wizard-stream-database, which is neither rendered nor external/,
     );
   });
@@ -307,6 +328,24 @@ describe.skipIf(!probe.ok)(
       expect(argv).toBe('node main.js --migrate-only');
       expect(container.Image).toBe(deployment.images?.['write-api'].id);
       expect(container.State.Status).toBe('exited');
+    });
+
+    it('requires TLS and a login on every NATS node: a plain anonymous client is refused, the services use both', async () => {
+      const users = new Set<string>();
+      for (const node of natsNodes()) {
+        const attempt = await plainNatsConnect(node.ip, 4222);
+        expect(attempt.info, node.name).toMatchObject({ tls_required: true, auth_required: true });
+        expect(attempt.reply, node.name).not.toContain('PONG');
+        const response = await fetch(`${deployment.urlOf(node)}/connz?auth=1`);
+        const { connections = [] } = (await response.json()) as {
+          connections?: { tls_version?: string; authorized_user?: string }[];
+        };
+        for (const connection of connections) {
+          expect(connection.tls_version, node.name).toMatch(/^1\.[23]$/);
+          users.add(connection.authorized_user ?? '(none)');
+        }
+      }
+      expect([...users].sort()).toEqual(['stream-gateway', 'write-api']);
     });
 
     it('runs every container as the manifests say: its user, read-only root, no capabilities, its limits', async () => {

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from '@wizard-stream/testkit';
 import { type K8sObject, REPO_ROOT, renderKustomization } from '../../support/manifests.js';
+import { createNatsCerts, type TlsFiles } from '../../support/nats-certs.js';
 import { isAlive, killQuietly } from '../processes.js';
 import { type DeploymentImages, ensureDeploymentImages } from './images.js';
-import { type KubePlayPlan, type PlannedPod, planKubePlay } from './kube-play.js';
+import { type KubePlayPlan, type PlannedPod, planKubePlay, secretPayload } from './kube-play.js';
 import { inspect, podman, tryPodman } from './podman.js';
 import { ThrowawayPostgres } from './postgres.js';
 
@@ -15,6 +16,14 @@ import { ThrowawayPostgres } from './postgres.js';
 const NAME_PATTERN = /^wsdeploy-(\d+)-[0-9a-f]+/;
 /** The Secret the manifests expect to be created out of band (docs/operations.md, "Deploy"). */
 const DATABASE_SECRET = 'wizard-stream-database';
+/** The NATS certificate Secrets (docs/operations.md, "Security"), made with the dev overlay's nats-certs.sh. */
+const TLS_SECRETS = {
+  'nats-tls': 'server',
+  'write-api-nats-tls': 'writeApi',
+  'stream-gateway-nats-tls': 'gateway',
+} as const;
+/** The Secrets the manifests expect to be created out of band; a run creates them itself. */
+export const EXTERNAL_SECRETS = [DATABASE_SECRET, ...Object.keys(TLS_SECRETS)];
 const READY_TIMEOUT_MS = 90_000;
 
 export interface DeploymentOptions {
@@ -173,7 +182,7 @@ export class PodmanDeployment {
       addresses: podAddresses(subnet.subnet, subnet.gateway),
       images: this.imageMap,
       ...(this.options.replicas ? { replicas: this.options.replicas } : {}),
-      externalSecrets: [DATABASE_SECRET],
+      externalSecrets: EXTERNAL_SECRETS,
       serviceProxy: {
         image: this.images.base.id,
         script: await readFile(join(REPO_ROOT, 'deploy', 'podman', 'service-proxy.mjs'), 'utf8'),
@@ -185,6 +194,7 @@ export class PodmanDeployment {
     for (const secret of plan.secrets) {
       if (secret.data) await this.createSecret(secret.source, secret.data);
     }
+    await this.createTlsSecrets();
     // 2. NATS, and the Services' stand-ins.
     await this.timed('nats', async () => {
       const nats = this.podsOf('StatefulSet/nats');
@@ -253,12 +263,37 @@ export class PodmanDeployment {
     return `http://${pod.ip}:${chosen}`;
   }
 
+  /**
+   * The certificates for the namespace the manifests render into, so the NATS certificate's names
+   * (nats.<namespace>, *.nats-headless…) are the ones the pods' hostAliases give. Their directory goes at once.
+   */
+  private async createTlsSecrets(): Promise<void> {
+    const namespace = this.objects.find((object) => object.metadata.namespace)?.metadata.namespace;
+    const certs = await createNatsCerts(namespace);
+    try {
+      for (const [source, party] of Object.entries(TLS_SECRETS)) {
+        const files: TlsFiles = certs[party];
+        const base64 = async (file: string) => (await readFile(file)).toString('base64');
+        await this.createSecret(source, {
+          'ca.crt': await base64(files.caFile),
+          'tls.crt': await base64(files.certFile),
+          'tls.key': await base64(files.keyFile),
+        });
+      }
+    } finally {
+      await certs.dispose();
+    }
+  }
+
+  /** Creates a planned Secret from its base64 values, in the form podman reads for its use. */
   private async createSecret(source: string, data: Record<string, string>): Promise<void> {
+    const secret = this.plan?.secrets.find((candidate) => candidate.source === source);
+    if (!secret) throw new Error(`Secret ${source} is not in the plan`);
     // From a file: podman reads `-` only from a pipe, and Node gives children a socket.
     const file = join(this.runDirectory as string, `secret-${source}.json`);
-    await writeFile(file, JSON.stringify(data), { mode: 0o600 });
+    await writeFile(file, secretPayload(secret, data), { mode: 0o600 });
     try {
-      await podman(['secret', 'create', `${this.prefix}-${source}`, file]);
+      await podman(['secret', 'create', secret.name, file]);
     } finally {
       await rm(file, { force: true });
     }

@@ -16,6 +16,8 @@ import type { K8sObject } from '../../support/manifests.js';
  * - Container ports are dropped: kube play would publish every one on the host (NATS' 4222 is taken).
  * - Names of pods, ConfigMaps, Secrets and emptyDir volumes get the run's prefix: podman's are global,
  *   and an emptyDir must not be shared between replicas.
+ * - A Secret is read either from the environment or as a volume, never both: podman 4.3 reads the one as
+ *   a flat JSON map of base64 values and the other as a Secret object (see `secretPayload`).
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are plain rendered data, read field by field
@@ -69,8 +71,24 @@ export interface PlannedSecret {
   source: string;
   /** podman's secret name. */
   name: string;
-  /** Base64 values (podman 4.3 reads a secret as a JSON map of those); undefined for an external one. */
+  /** Base64 values; undefined for an external one (the caller has them). */
   data: Record<string, string> | undefined;
+  /** How the pods read it: from the environment (secretKeyRef, secretRef) or as a volume. */
+  readAs: 'env' | 'volume' | undefined;
+}
+
+/**
+ * What `podman secret create` must be given for a planned Secret, from its base64 values. podman 4.3
+ * reads an environment Secret as a flat JSON map of base64 values, and a volume Secret as a Secret object
+ * whose `data` it writes to the files as they are, undecoded (and it ignores `stringData`): so the
+ * object carries the decoded values under `data`.
+ */
+export function secretPayload(secret: PlannedSecret, base64: Record<string, string>): string {
+  if (secret.readAs !== 'volume') return JSON.stringify(base64);
+  const data = Object.fromEntries(
+    Object.entries(base64).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]),
+  );
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: secret.name }, data });
 }
 
 export interface KubePlayPlan {
@@ -115,9 +133,12 @@ interface ServiceStandIns {
 /** Renames and checks the references of pods: Secrets, ConfigMaps, images. */
 interface References {
   named(name: string): string;
-  secret(source: string, user: string): string;
+  /** Also records how the Secret is read; one read both ways throws. */
+  secret(source: string, user: string, readAs: 'env' | 'volume'): string;
   /** Also records the ConfigMap in `used`, so it travels with the pod's kube play input. */
   configMap(source: string, user: string, used: Set<string>): string;
+  /** The keys of a rendered ConfigMap. */
+  configMapKeys(source: string): string[];
   image(rendered: string, user: string): string;
   /** The Pod and the ConfigMaps it uses, renamed, as multi-document YAML. */
   playYaml(pod: Spec, used: Set<string>): string;
@@ -262,7 +283,7 @@ function convertContainer(
     if (secretRef) {
       return {
         ...entry,
-        valueFrom: { secretKeyRef: { ...secretRef, name: refs.secret(secretRef.name, user) } },
+        valueFrom: { secretKeyRef: { ...secretRef, name: refs.secret(secretRef.name, user, 'env') } },
       };
     }
     if (configMapRef) {
@@ -271,19 +292,34 @@ function convertContainer(
     }
     return entry;
   });
-  const envFrom = (container.envFrom ?? []).map((source: Spec) => {
-    if (source.configMapRef) {
-      const name = refs.configMap(source.configMapRef.name, user, used);
-      return { ...source, configMapRef: { ...source.configMapRef, name } };
+  // An `env` entry overrides the same name from `envFrom`; podman 4.3 lets a blank one lose to the
+  // ConfigMap. Such a ConfigMap is read key by key instead, without the names `env` sets.
+  const named = new Set((container.env ?? []).map((entry: Spec) => entry.name as string));
+  const overridden = (source: Spec) =>
+    source.configMapRef !== undefined &&
+    source.prefix === undefined &&
+    refs.configMapKeys(source.configMapRef.name).some((key) => named.has(key));
+  for (const source of (container.envFrom ?? []).filter(overridden)) {
+    const name = refs.configMap(source.configMapRef.name, user, used);
+    for (const key of refs.configMapKeys(source.configMapRef.name)) {
+      if (!named.has(key)) env.unshift({ name: key, valueFrom: { configMapKeyRef: { name, key } } });
     }
-    if (source.secretRef) {
-      return {
-        ...source,
-        secretRef: { ...source.secretRef, name: refs.secret(source.secretRef.name, user) },
-      };
-    }
-    return source;
-  });
+  }
+  const envFrom = (container.envFrom ?? [])
+    .filter((source: Spec) => !overridden(source))
+    .map((source: Spec) => {
+      if (source.configMapRef) {
+        const name = refs.configMap(source.configMapRef.name, user, used);
+        return { ...source, configMapRef: { ...source.configMapRef, name } };
+      }
+      if (source.secretRef) {
+        return {
+          ...source,
+          secretRef: { ...source.secretRef, name: refs.secret(source.secretRef.name, user, 'env') },
+        };
+      }
+      return source;
+    });
   const volumeMounts = (container.volumeMounts ?? []).map((mount: Spec) => ({
     ...mount,
     name: volumeName(mount.name),
@@ -310,7 +346,15 @@ function workloadPod(instance: PodInstance, hostAliases: HostAlias[], refs: Refe
       const name = refs.configMap(volume.configMap.name, user, used);
       return { ...volume, configMap: { ...volume.configMap, name } };
     }
-    throw new Error(`${user}: volume ${volume.name} is neither an emptyDir nor a ConfigMap`);
+    if (volume.secret) {
+      const secretName = refs.secret(volume.secret.secretName, user, 'volume');
+      // podman 4.3.1 dereferences `optional` without checking it is set (a nil-pointer panic).
+      return {
+        ...volume,
+        secret: { ...volume.secret, secretName, optional: volume.secret.optional ?? false },
+      };
+    }
+    throw new Error(`${user}: volume ${volume.name} is neither an emptyDir, a ConfigMap nor a Secret`);
   });
   const context = { instance, spec, refs, used, volumeName };
   const initContainers = (spec.initContainers ?? []).map((container: Spec) =>
@@ -413,8 +457,14 @@ export function planKubePlay(objects: K8sObject[], options: KubePlayOptions): Ku
         source: secret.metadata.name,
         name: named(secret.metadata.name),
         data: base64Values(secret),
+        readAs: undefined,
       })),
-    ...options.externalSecrets.map((source) => ({ source, name: named(source), data: undefined })),
+    ...options.externalSecrets.map((source) => ({
+      source,
+      name: named(source),
+      data: undefined,
+      readAs: undefined,
+    })),
   ];
   const configMaps = new Map(
     objects.filter((object) => object.kind === 'ConfigMap').map((object) => [object.metadata.name, object]),
@@ -427,9 +477,15 @@ export function planKubePlay(objects: K8sObject[], options: KubePlayOptions): Ku
   });
   const refs: References = {
     named,
-    secret(source, user) {
+    secret(source, user, readAs) {
       const secret = secrets.find((candidate) => candidate.source === source);
       if (!secret) throw new Error(`${user} reads Secret ${source}, which is neither rendered nor external`);
+      if (secret.readAs !== undefined && secret.readAs !== readAs) {
+        throw new Error(
+          `${user} reads Secret ${source} as ${readAs}, others as ${secret.readAs}: podman 4.3 cannot do both`,
+        );
+      }
+      secret.readAs = readAs;
       return secret.name;
     },
     configMap(source, user, used) {
@@ -437,6 +493,9 @@ export function planKubePlay(objects: K8sObject[], options: KubePlayOptions): Ku
         throw new Error(`${user} reads ConfigMap ${source}, which is not rendered`);
       used.add(source);
       return named(source);
+    },
+    configMapKeys(source) {
+      return Object.keys((configMaps.get(source) as K8sObject | undefined)?.data ?? {});
     },
     image(rendered, user) {
       const image = options.images[rendered];
