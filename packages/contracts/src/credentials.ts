@@ -1,5 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-
 /**
  * The grammar of the credentials the public API takes (docs/api.md#authentication), shared by write-api,
  * which checks them, and the gateways, which forward them: anything outside it is refused before it
@@ -127,25 +125,4 @@ export const MAX_CONNECTS_PER_CALL = 1000;
 export function parseConnectsHeader(value: string | string[] | undefined): number {
   const count = typeof value === 'string' && /^[1-9][0-9]{0,3}$/.test(value) ? Number(value) : 1;
   return Math.min(count, MAX_CONNECTS_PER_CALL);
-}
-
-export function signConnects(secret: string, connects: number, credential: string): string {
-  return createHmac('sha256', secret).update(`${connects}\n${credential}`).digest('base64url');
-}
-
-/**
- * How many requests a call is charged: the signed count of a gateway's snapshot call, else 1 (no
- * secret configured, no or a wrong signature, or any other caller).
- */
-export function chargedConnects(
-  headers: Record<string, string | string[] | undefined>,
-  credential: string | undefined,
-  secret: string | undefined,
-): number {
-  const count = parseConnectsHeader(headers[CONNECTS_HEADER]);
-  const signature = headers[CONNECTS_SIGNATURE_HEADER];
-  if (count === 1 || !secret || !credential || typeof signature !== 'string') return 1;
-  const expected = Buffer.from(signConnects(secret, count, credential));
-  const given = Buffer.from(signature);
-  return given.length === expected.length && timingSafeEqual(given, expected) ? count : 1;
 }

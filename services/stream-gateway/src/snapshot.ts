@@ -6,8 +6,8 @@ import {
   listSessionsUrl,
   PRINCIPAL_HEADER,
   parsePrincipalHeader,
-  signConnects,
 } from '@wizard-stream/contracts';
+import { signConnects } from '@wizard-stream/http';
 import { type SessionFrame, sessionFrame } from './frame.js';
 import type { SnapshotEvents, SnapshotPurpose } from './metrics.js';
 import type { StreamRoute } from './stream-subject.js';

@@ -1,5 +1,6 @@
-import { CONNECTS_HEADER, CONNECTS_SIGNATURE_HEADER, signConnects } from '@wizard-stream/contracts';
+import { CONNECTS_HEADER, CONNECTS_SIGNATURE_HEADER } from '@wizard-stream/contracts';
 import type { SeededMember } from '@wizard-stream/db';
+import { signConnects } from '@wizard-stream/http';
 import { createTestDatabase, NatsServer, type TestDatabase } from '@wizard-stream/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningWriteApi } from '../src/index.js';

@@ -2,7 +2,6 @@ import {
   ApiError,
   apiErrors,
   type CredentialOwner,
-  chargedConnects,
   credentialFrom,
   formatPrincipalHeader,
   PRINCIPAL_HEADER,
@@ -11,6 +10,7 @@ import {
   type Scope,
   STREAM_TOKEN_QUERY_PARAM,
 } from '@wizard-stream/contracts';
+import { chargedConnects } from '@wizard-stream/http';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { type ApiKeyPrincipal, ownerOf, type Principal, rateLimitKey } from '../auth/principal.js';
