@@ -74,7 +74,7 @@ export function envSecret(minLength: number): z.ZodType<string | undefined> {
  * anonymous over plain TCP when unset, TLS when NATS_TLS_CA_FILE is set. The rules between them are
  * `refineNatsEnv`'s.
  */
-const natsAuthEnv = {
+export const natsAuthEnv = {
   NATS_USER: envString(),
   NATS_PASSWORD: envSecret(8),
   NATS_TLS_CA_FILE: envString(),

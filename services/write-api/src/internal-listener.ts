@@ -3,6 +3,7 @@ import { errorsPlugin, sendApiError, toApiError } from '@wizard-stream/http';
 import { loggerOptions } from '@wizard-stream/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { databaseUnavailableError } from './db-errors.js';
+import { documentOnlySchemas } from './openapi/plugin.js';
 import { internalAuthPlugin } from './plugins/internal-auth.js';
 import { servicesPlugin, type WriteApiServices } from './plugins/services.js';
 import { sessionRoutes } from './sessions/routes.js';
@@ -33,6 +34,7 @@ export async function startInternalListener(
     },
     requestIdHeader: 'x-request-id',
   });
+  documentOnlySchemas(app);
   await app.register(servicesPlugin, { services });
   await app.register(errorsPlugin, { classify: databaseUnavailableError });
   await app.register(internalAuthPlugin, { internalApiToken: options.internalApiToken });

@@ -1,11 +1,14 @@
 import { parseArgs } from 'node:util';
-import { BusConnection } from '@wizard-stream/bus';
+import { BusConnection, busOptionsOf } from '@wizard-stream/bus';
 import {
+  camelCaseKeys,
   databaseEnv,
   databaseLocation,
   envString,
   loadConfig,
+  natsAuthEnv,
   type Revocation,
+  refineNatsEnv,
   SCOPES,
   type Scope,
 } from '@wizard-stream/contracts';
@@ -43,9 +46,15 @@ revoke-key and remove-member tell the gateways over NATS_URL (when set) to end t
 without it those streams end at their rotation (STREAM_MAX_DURATION_MS). While write-api runs on PGlite,
 which one process can open at a time, use DELETE /api/personal_api_keys/:id/ instead.`;
 
+/** The CLI announces revocations as write-api does, so it logs in to NATS with write-api's NATS_* settings. */
 const adminEnvSchema = z
-  .object({ ...databaseEnv, NATS_URL: envString() })
-  .transform((env) => ({ database: databaseLocation(env), natsUrl: env.NATS_URL }));
+  .object({ ...databaseEnv, NATS_URL: envString(), ...natsAuthEnv })
+  .superRefine(refineNatsEnv)
+  .transform(({ DATABASE_URL, PGLITE_DIR, NATS_URL, ...nats }) => ({
+    database: databaseLocation({ DATABASE_URL, PGLITE_DIR }),
+    nats: NATS_URL === undefined ? undefined : { natsUrl: NATS_URL, ...camelCaseKeys(nats) },
+  }));
+type AdminNats = z.infer<typeof adminEnvSchema>['nats'];
 
 const scopeNames: Record<string, Scope> = {
   read: SCOPES.read,
@@ -58,9 +67,10 @@ const scopeNames: Record<string, Scope> = {
 const NATS_TIMEOUT_MS = 5000;
 
 /** Hands a revocation to NATS and waits for the server to have it; a sentence saying what happened. */
-async function announce(natsUrl: string | undefined, revocation: Omit<Revocation, 'revoked_at'>, at: Date) {
-  if (!natsUrl) return 'NATS_URL is unset: open streams end at their rotation';
-  const bus = new BusConnection({ url: natsUrl, name: 'wizard-admin' });
+async function announce(nats: AdminNats, revocation: Omit<Revocation, 'revoked_at'>, at: Date) {
+  if (!nats) return 'NATS_URL is unset: open streams end at their rotation';
+  const natsUrl = nats.natsUrl;
+  const bus = new BusConnection({ ...busOptionsOf(nats), name: 'wizard-admin' });
   let timer: NodeJS.Timeout | undefined;
   try {
     const connected = await Promise.race([
@@ -150,7 +160,7 @@ async function run(argv: string[]): Promise<void> {
           console.log(`user ${user.id} is not a member of team ${teamId}`);
           break;
         }
-        const told = await announce(config.natsUrl, { user_id: user.id, team_id: teamId }, new Date());
+        const told = await announce(config.nats, { user_id: user.id, team_id: teamId }, new Date());
         console.log(`user ${user.id} removed from team ${teamId}; ${told}`);
         break;
       }
@@ -177,11 +187,7 @@ async function run(argv: string[]): Promise<void> {
           console.log(`key ${id} not found or already revoked`);
           break;
         }
-        const told = await announce(
-          config.natsUrl,
-          { key_id: id, user_id: revoked.userId },
-          revoked.revokedAt,
-        );
+        const told = await announce(config.nats, { key_id: id, user_id: revoked.userId }, revoked.revokedAt);
         console.log(`key ${id} revoked; ${told}`);
         break;
       }

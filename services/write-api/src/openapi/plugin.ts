@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { SCOPES, STREAM_TOKEN_QUERY_PARAM } from '@wizard-stream/contracts';
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 
@@ -26,15 +27,22 @@ function swaggerUiAssetsDir(): string {
 const scopes = `Scopes: \`${SCOPES.read}\` (reads, streams), \`${SCOPES.write}\` (pushes).`;
 
 /**
+ * Route schemas only document: every handler validates with parseInput after authorization, so the
+ * documented order of statuses (401 before 400) holds, and the body is the API's error body. Every
+ * Fastify instance that registers the session routes (the public one, the internal listener) needs it.
+ */
+export function documentOnlySchemas(app: FastifyInstance): void {
+  app.setValidatorCompiler(() => (value) => ({ value }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+}
+
+/**
  * OpenAPI 3.1 from the route schemas (openapi/route-schemas.ts), at `GET /api/schema/`, and a docs page
  * at `/api/schema/docs/`. Registered before the routes, whose `onRoute` it records.
  */
 export const openApiPlugin = fp(
   async (app) => {
-    // Route schemas only document: every handler validates with parseInput after authorization, so the
-    // documented order of statuses (401 before 400) holds, and the body is the API's error body.
-    app.setValidatorCompiler(() => (value) => ({ value }));
-    app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+    documentOnlySchemas(app);
 
     await app.register(swagger, {
       openapi: {

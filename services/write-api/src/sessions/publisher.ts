@@ -26,6 +26,13 @@ export interface PublisherOptions {
 export type PublishOutcome = { ok: true } | { ok: false; error: string };
 
 /**
+ * How long a confirmed publish is remembered. Core NATS answers a flush before it has passed the
+ * messages on to the other nodes of the cluster, so a node killed right after confirming can take
+ * them with it; the relay publishes what was confirmed this long before a disconnect once more.
+ */
+export const RECENT_CONFIRMATIONS_MS = 2000;
+
+/**
  * Publishes committed sessions and records which versions NATS has confirmed. Confirmation and the
  * `published_version` write are batched, so the upsert path pays for neither; anything not confirmed
  * (NATS down, process killed) stays behind the marker and the relay publishes it later.
@@ -36,6 +43,8 @@ export class SessionPublisher {
   private flushing: Promise<void> | undefined;
   private readonly confirmWindowMs: number;
   private readonly confirmTimeoutMs: number;
+  /** Row id → when its latest publish was confirmed, oldest first (see RECENT_CONFIRMATIONS_MS). */
+  private readonly recentlyConfirmed = new Map<string, number>();
 
   constructor(private readonly options: PublisherOptions) {
     this.confirmWindowMs = options.confirmWindowMs ?? 50;
@@ -113,6 +122,7 @@ export class SessionPublisher {
         for (const { committedAt } of batch.values())
           metrics.publishConfirmLatency.observe((now - committedAt) / 1000);
         metrics.publishes.inc({ outcome: 'confirmed' }, batch.size);
+        this.rememberConfirmed(batch.keys(), now);
         await markPublished(db, new Map([...batch].map(([id, { version }]) => [id, version])));
       } catch (error) {
         // Not confirmed or not recorded: the relay republishes these versions after its grace period.
@@ -126,6 +136,28 @@ export class SessionPublisher {
       }
     })();
     return this.flushing;
+  }
+
+  private rememberConfirmed(rowIds: Iterable<string>, now: number): void {
+    for (const rowId of rowIds) {
+      // Re-inserted so that the map stays ordered by confirmation time.
+      this.recentlyConfirmed.delete(rowId);
+      this.recentlyConfirmed.set(rowId, now);
+    }
+    for (const [rowId, confirmedAt] of this.recentlyConfirmed) {
+      if (confirmedAt >= now - RECENT_CONFIRMATIONS_MS) break;
+      this.recentlyConfirmed.delete(rowId);
+    }
+  }
+
+  /** Rows whose latest publish NATS confirmed within RECENT_CONFIRMATIONS_MS before `until`. */
+  confirmedShortlyBefore(until: number): string[] {
+    const since = until - RECENT_CONFIRMATIONS_MS;
+    const rowIds: string[] = [];
+    for (const [rowId, confirmedAt] of this.recentlyConfirmed) {
+      if (confirmedAt >= since && confirmedAt <= until) rowIds.push(rowId);
+    }
+    return rowIds;
   }
 
   async close(): Promise<void> {

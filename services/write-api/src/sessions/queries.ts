@@ -332,6 +332,19 @@ export async function unpublishedSessions(db: Db, graceMs: number, limit: number
   return rows.map(toStoredSession);
 }
 
+/**
+ * The current versions of these rows, dead letters apart: what the relay publishes again when a NATS
+ * node that confirmed them may have died before passing them on.
+ */
+export async function sessionsByRowIds(db: Db, ids: readonly string[]): Promise<StoredSession[]> {
+  if (ids.length === 0) return [];
+  const rows = await selectWithCreator(db)
+    .where('wizard_sessions.id', 'in', ids)
+    .where('wizard_sessions.dead_lettered_at', 'is', null)
+    .execute();
+  return rows.map(toStoredSession);
+}
+
 /** What the relay still owes (dead letters apart, they have their own count and alert). */
 export async function publishBacklog(
   db: Db,

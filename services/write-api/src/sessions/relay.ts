@@ -9,6 +9,7 @@ import {
   type PublishFailure,
   publishBacklog,
   recordPublishFailures,
+  sessionsByRowIds,
   unpublishedSessions,
 } from './queries.js';
 
@@ -33,6 +34,7 @@ export interface RelayOptions {
  */
 export class Relay {
   private readonly loop: PeriodicTask;
+  private stopWatchingReconnects: (() => void) | undefined;
 
   constructor(private readonly options: RelayOptions) {
     this.loop = new PeriodicTask(options.intervalMs, () => this.tick());
@@ -40,10 +42,39 @@ export class Relay {
 
   start(): void {
     this.loop.start();
+    this.stopWatchingReconnects = this.options.bus.onReconnect(({ disconnectedAt }) => {
+      if (disconnectedAt !== undefined) void this.republishConfirmedBefore(disconnectedAt);
+    });
   }
 
   stop(): Promise<void> {
+    this.stopWatchingReconnects?.();
     return this.loop.stop();
+  }
+
+  /**
+   * After a reconnect: the node this replica was connected to may have died after confirming its last
+   * publishes but before passing them to the rest of the cluster, so those versions are published again
+   * (subscribers drop the ones they already have). Returns how many versions were published.
+   */
+  async republishConfirmedBefore(disconnectedAt: number): Promise<number> {
+    const { db, publisher, metrics, logger } = this.options;
+    try {
+      const sessions = await sessionsByRowIds(db, publisher.confirmedShortlyBefore(disconnectedAt));
+      const published = sessions.filter((session) => publisher.publish(session).ok).length;
+      if (published > 0) {
+        metrics.relayRepublished.inc(published);
+        logger.info(
+          { versions: published },
+          'relay republished versions confirmed just before a NATS disconnect',
+        );
+        await publisher.flush();
+      }
+      return published;
+    } catch (error) {
+      logger.warn({ err: error }, 'republishing after a NATS reconnect failed');
+      return 0;
+    }
   }
 
   /**
