@@ -10,8 +10,6 @@ export class SubjectFeed {
   readonly connections = new Set<StreamConnection>();
   /** Resolves once NATS has the subscription feeding it, so a snapshot taken after it misses nothing. */
   ready: Promise<void> = Promise.resolve();
-  /** Offers so far: a snapshot call issued before the latest offer cannot serve a connection attached after it. */
-  offers = 0;
 
   constructor(
     readonly subject: string,
@@ -20,7 +18,6 @@ export class SubjectFeed {
 
   /** Offers the frames, oldest first, to every connection; never blocks. */
   offer(frames: readonly SessionFrame[]): void {
-    this.offers++;
     const now = Date.now();
     for (const frame of frames) for (const connection of this.connections) connection.offer(frame, now);
   }

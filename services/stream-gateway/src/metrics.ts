@@ -44,8 +44,6 @@ export type SnapshotOutcome = 'ok' | 'empty' | 'refused' | 'unavailable';
 /** What the snapshot client reports per write-api call. */
 export interface SnapshotEvents {
   onSnapshotCall(outcome: SnapshotOutcome, purpose: SnapshotPurpose): void;
-  /** A connect served by a call already in flight (no call of its own). */
-  onSnapshotJoined(): void;
 }
 
 /** The gauges of the gateway; each is registered by the part that holds its value. */
@@ -84,7 +82,6 @@ export class GatewayMetrics implements FanoutEvents, SnapshotEvents, GaugeRegist
   readonly delivery = new DeliveryCounts();
   private readonly commitToWriteSeconds: Histogram;
   private readonly snapshotCalls: Counter<'outcome' | 'purpose'>;
-  private snapshotJoins = 0;
 
   constructor() {
     const registers = [this.registry];
@@ -118,12 +115,6 @@ export class GatewayMetrics implements FanoutEvents, SnapshotEvents, GaugeRegist
       labelNames: ['outcome', 'purpose'],
       registers,
     });
-    counterOf(
-      registers,
-      'wizard_gateway_snapshot_joins_total',
-      'Connects served by a snapshot call already in flight for the same credential and route',
-      () => this.snapshotJoins,
-    );
   }
 
   gauge(name: GaugeName, read: () => number): void {
@@ -142,10 +133,6 @@ export class GatewayMetrics implements FanoutEvents, SnapshotEvents, GaugeRegist
 
   onSnapshotCall(outcome: SnapshotOutcome, purpose: SnapshotPurpose): void {
     this.snapshotCalls.inc({ outcome, purpose });
-  }
-
-  onSnapshotJoined(): void {
-    this.snapshotJoins++;
   }
 }
 

@@ -25,44 +25,26 @@ export class SnapshotUnavailableError extends Error {
   }
 }
 
-/** What a connect's feed has received so far: a call may serve the connect only if nothing came in since it started. */
-export interface FeedProgress {
-  readonly offers: number;
-}
-
-interface Flight {
-  promise: Promise<SnapshotResult>;
-  /** The feed and its count of offers when the call was issued. */
-  feed: FeedProgress;
-  offersAtStart: number;
-}
-
 interface FlightSlot {
-  running: Flight | undefined;
-  /** Connects served by the running call that joined it after it was issued: charged with the next call. */
-  owed: number;
+  running: Promise<SnapshotResult> | undefined;
   queued:
     | {
         promise: Promise<SnapshotResult>;
         resolve: (result: Promise<SnapshotResult>) => void;
         /** Connects waiting for this call: each is charged to the key's rate limit (CONNECTS_HEADER). */
         connects: number;
-        feed: FeedProgress;
       }
     | undefined;
 }
 
 /**
  * The write-api client for snapshots: `…/latest/` for a connect (fetch), the session list after a NATS
- * outage (recent). Identical connects (same credential and route) share a call. A connect may join the
- * call in flight when its feed has received nothing since that call was issued: the call then started
- * after the subscription was confirmed (every caller awaits feed.ready), and every update committed
- * after its read reaches the feed after the call was issued, hence after the connect joined it. Otherwise
- * (an update arrived meanwhile, which the connect may not hold) it queues for the next call, issued when
- * the running one settles. Each call tells write-api how many connects it carries, so that all of them
- * count toward the key's rate limit; connects that joined a call already issued are carried by the next
- * one, issued for them alone if nobody queued. Re-snapshots read from write-api's internal listener with
- * the gateway's own credential.
+ * outage (recent). Identical connects (same credential and route) share a call, but
+ * only a call that starts after the request joined it: a call already in flight may have read the
+ * database before the joiner subscribed, so joiners queue for the next call, issued when the running
+ * one settles. A connect storm therefore costs at most two calls in flight per key, and no update is lost;
+ * each call tells write-api how many connects it carries, so that all of them count toward the key's
+ * rate limit. Re-snapshots read from write-api's internal listener with the gateway's own credential.
  */
 export class SnapshotClient {
   private readonly slots = new Map<string, FlightSlot>();
@@ -82,39 +64,24 @@ export class SnapshotClient {
   /**
    * The route's latest session for a connecting client, with that client's credential and address
    * (X-Forwarded-For, so that write-api throttles failed authentications per client, not per gateway).
-   * `feed` is the subscription the connection is attached to (and whose ready it awaited).
    */
-  fetch(
-    credential: string,
-    route: StreamRoute,
-    clientAddress: string,
-    feed: FeedProgress,
-  ): Promise<SnapshotResult> {
+  fetch(credential: string, route: StreamRoute, clientAddress: string): Promise<SnapshotResult> {
     const key = `${credential}\n${route.teamId}\n${route.workflowId}\n${route.skillId ?? ''}`;
     let slot = this.slots.get(key);
     if (!slot) {
-      slot = { running: undefined, owed: 0, queued: undefined };
+      slot = { running: undefined, queued: undefined };
       this.slots.set(key, slot);
     }
-    const { running } = slot;
-    if (!running) {
-      const request = (connects: number) => this.latest(credential, route, connects, clientAddress);
-      return this.start(key, slot, request, 1, feed);
-    }
-    if (running.feed === feed && feed.offers === running.offersAtStart) {
-      slot.owed += 1;
-      this.events.onSnapshotJoined();
-      return running.promise;
-    }
+    const request = (connects: number) => this.latest(credential, route, connects, clientAddress);
+    if (!slot.running) return this.start(key, slot, request, 1);
     if (!slot.queued) {
       let resolve!: (result: Promise<SnapshotResult>) => void;
       const promise = new Promise<SnapshotResult>((settle) => {
         resolve = settle;
       });
-      slot.queued = { promise, resolve, connects: 0, feed };
+      slot.queued = { promise, resolve, connects: 0 };
     }
     slot.queued.connects += 1;
-    slot.queued.feed = feed;
     return slot.queued.promise;
   }
 
@@ -123,26 +90,21 @@ export class SnapshotClient {
     slot: FlightSlot,
     request: (connects: number) => Promise<SnapshotResult>,
     connects: number,
-    feed: FeedProgress,
   ): Promise<SnapshotResult> {
-    const promise = request(connects + slot.owed);
-    slot.owed = 0;
-    slot.running = { promise, feed, offersAtStart: feed.offers };
+    const flight = request(connects);
+    slot.running = flight;
     const settle = () => {
       const queued = slot.queued;
       slot.queued = undefined;
       if (queued) {
-        queued.resolve(this.start(key, slot, request, queued.connects, queued.feed));
-      } else if (slot.owed > 0) {
-        // Only to charge the connects that joined the call just settled; later connects may join it.
-        this.start(key, slot, request, 0, feed).catch(() => {});
+        queued.resolve(this.start(key, slot, request, queued.connects));
       } else {
         slot.running = undefined;
         this.slots.delete(key);
       }
     };
-    promise.then(settle, settle);
-    return promise;
+    flight.then(settle, settle);
+    return flight;
   }
 
   private async latest(

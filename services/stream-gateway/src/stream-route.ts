@@ -136,7 +136,7 @@ async function handleStream(
     // A connect not authenticated yet holds its slot for SNAPSHOT_TIMEOUT_MS at most, whatever write-api
     // or NATS do meanwhile.
     snapshot = await withDeadline(
-      feed.ready.then(() => snapshots.fetch(credential, route, address, feed)),
+      feed.ready.then(() => snapshots.fetch(credential, route, address)),
       config.snapshotTimeoutMs,
       'the subscription and snapshot',
     );

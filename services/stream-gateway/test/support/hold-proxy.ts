@@ -6,7 +6,6 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CONNECTS_HEADER } from '@wizard-stream/contracts';
 
 /**
  * A real HTTP proxy in front of write-api that can hold the answers to `…/latest/` until the test
@@ -18,8 +17,6 @@ export class HoldingProxy {
   private readonly held: Array<() => void> = [];
   private readonly heldListeners = new Set<() => void>();
   latestCalls = 0;
-  /** The Wizard-Connects header of every `…/latest/` call, in arrival order. */
-  readonly latestConnects: number[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -31,10 +28,7 @@ export class HoldingProxy {
     let proxy: HoldingProxy | undefined;
     const server = createServer((request, response) => {
       const isSnapshot = request.url?.includes('/latest/') ?? false;
-      if (isSnapshot) {
-        (proxy as HoldingProxy).latestCalls++;
-        (proxy as HoldingProxy).latestConnects.push(Number(request.headers[CONNECTS_HEADER]));
-      }
+      if (isSnapshot) (proxy as HoldingProxy).latestCalls++;
       forwardRequest(target, request, response, (answer) => {
         const current = proxy as HoldingProxy;
         if (isSnapshot && current.holding) current.hold(answer);
