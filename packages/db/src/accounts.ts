@@ -79,18 +79,24 @@ export interface ApiKeyLookup {
   isMember: boolean;
 }
 
+/** Live (unrevoked) keys, each with its user's membership of `teamId` (`team_members.team_id` null when none). */
+function liveKeysWithMembership(db: Kysely<DatabaseSchema>, teamId: number) {
+  return db
+    .selectFrom('api_keys')
+    .leftJoin('team_members', (join) =>
+      join.onRef('team_members.user_id', '=', 'api_keys.user_id').on('team_members.team_id', '=', teamId),
+    )
+    .where('api_keys.revoked_at', 'is', null);
+}
+
 /** The one lookup of a key by its hash, for a team: undefined when no live key has this hash. */
 export async function findApiKey(
   db: Kysely<DatabaseSchema>,
   keyHash: string,
   teamId: number,
 ): Promise<ApiKeyLookup | undefined> {
-  const row = await db
-    .selectFrom('api_keys')
+  const row = await liveKeysWithMembership(db, teamId)
     .innerJoin('users', 'users.id', 'api_keys.user_id')
-    .leftJoin('team_members', (join) =>
-      join.onRef('team_members.user_id', '=', 'api_keys.user_id').on('team_members.team_id', '=', teamId),
-    )
     .select([
       'api_keys.id as keyId',
       'api_keys.user_id as userId',
@@ -101,7 +107,6 @@ export async function findApiKey(
       'team_members.team_id as memberTeamId',
     ])
     .where('api_keys.key_hash', '=', keyHash)
-    .where('api_keys.revoked_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
   const { memberTeamId, ...key } = row;
@@ -124,14 +129,9 @@ export async function findKeyStanding(
   keyId: number,
   teamId: number,
 ): Promise<KeyStanding | undefined> {
-  const row = await db
-    .selectFrom('api_keys')
-    .leftJoin('team_members', (join) =>
-      join.onRef('team_members.user_id', '=', 'api_keys.user_id').on('team_members.team_id', '=', teamId),
-    )
+  const row = await liveKeysWithMembership(db, teamId)
     .select(['api_keys.user_id as userId', 'team_members.team_id as memberTeamId'])
     .where('api_keys.id', '=', keyId)
-    .where('api_keys.revoked_at', 'is', null)
     .executeTakeFirst();
   return row ? { userId: row.userId, isMember: row.memberTeamId !== null } : undefined;
 }

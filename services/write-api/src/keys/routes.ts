@@ -1,21 +1,12 @@
 import { apiErrors, PERSONAL_API_KEYS_PATH, parseInput, SCOPES } from '@wizard-stream/contracts';
 import { createApiKey, listLiveApiKeys, revokeApiKey } from '@wizard-stream/db';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { publishRevocation } from '../auth/revocations.js';
+import { personalApiKeyRouteSchemas as schemas } from '../openapi/route-schemas.js';
+import { createKeyBodySchema, keyIdSchema } from './schemas.js';
 
 /** As PostHog: a user holds at most this many live keys. */
 export const MAX_KEYS_PER_USER = 10;
-
-const createKeyBodySchema = z.object({
-  label: z.string().trim().max(40).default(''),
-  scopes: z
-    .array(z.enum(Object.values(SCOPES) as [string, ...string[]]))
-    .min(1)
-    .refine((scopes) => new Set(scopes).size === scopes.length, { error: 'scopes must not repeat' }),
-});
-
-const keyIdSchema = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 interface KeyRow {
   id: number;
@@ -44,12 +35,12 @@ function keyJson(row: KeyRow) {
 export async function personalApiKeyRoutes(app: FastifyInstance): Promise<void> {
   const { database, credentials, bus } = app.services;
 
-  app.get(`${PERSONAL_API_KEYS_PATH}/`, async (request) => {
+  app.get(PERSONAL_API_KEYS_PATH, { schema: schemas.list }, async (request) => {
     const principal = await request.authenticateKey(SCOPES.keysRead);
     return (await listLiveApiKeys(database.db, principal.userId)).map(keyJson);
   });
 
-  app.post(`${PERSONAL_API_KEYS_PATH}/`, async (request, reply) => {
+  app.post(PERSONAL_API_KEYS_PATH, { schema: schemas.create }, async (request, reply) => {
     const principal = await request.authenticateKey(SCOPES.keysWrite);
     const body = parseInput(createKeyBodySchema, request.body ?? {});
     const missing = body.scopes.filter((scope) => !principal.scopes.includes(scope));
@@ -77,20 +68,24 @@ export async function personalApiKeyRoutes(app: FastifyInstance): Promise<void> 
     });
   });
 
-  app.delete<{ Params: { id: string } }>(`${PERSONAL_API_KEYS_PATH}/:id/`, async (request, reply) => {
-    const principal = await request.authenticateKey(SCOPES.keysWrite);
-    const id = keyIdSchema.safeParse(request.params.id);
-    if (!id.success) throw apiErrors.notFound();
-    // Another user's key is as absent as an unknown one.
-    const revoked = await revokeApiKey(database.db, id.data, principal.userId);
-    if (!revoked) throw apiErrors.notFound();
-    credentials.forgetKey(revoked.id);
-    if (!publishRevocation(bus, { key_id: revoked.id, user_id: revoked.userId }, revoked.revokedAt)) {
-      request.log.warn(
-        { keyId: revoked.id },
-        'key revoked but NATS is down: its open streams end at rotation',
-      );
-    }
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    `${PERSONAL_API_KEYS_PATH}/:id`,
+    { schema: schemas.revoke },
+    async (request, reply) => {
+      const principal = await request.authenticateKey(SCOPES.keysWrite);
+      const id = keyIdSchema.safeParse(request.params.id);
+      if (!id.success) throw apiErrors.notFound();
+      // Another user's key is as absent as an unknown one.
+      const revoked = await revokeApiKey(database.db, id.data, principal.userId);
+      if (!revoked) throw apiErrors.notFound();
+      credentials.forgetKey(revoked.id);
+      if (!publishRevocation(bus, { key_id: revoked.id, user_id: revoked.userId }, revoked.revokedAt)) {
+        request.log.warn(
+          { keyId: revoked.id },
+          'key revoked but NATS is down: its open streams end at rotation',
+        );
+      }
+      return reply.code(204).send();
+    },
+  );
 }

@@ -24,7 +24,7 @@ function swaggerUiAssetsDir(): string {
   return join(dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json')), 'static');
 }
 
-const scopes = `Scopes: \`${SCOPES.read}\` (reads, streams), \`${SCOPES.write}\` (pushes).`;
+const scopes = `Scopes: \`${SCOPES.read}\` (reads, streams), \`${SCOPES.write}\` (pushes), \`${SCOPES.keysRead}\` / \`${SCOPES.keysWrite}\` (list / manage keys).`;
 
 /**
  * Route schemas only document: every handler validates with parseInput after authorization, so the
@@ -60,6 +60,7 @@ export const openApiPlugin = fp(
               'Under `/api/projects/{projectId}/wizard/sessions/`; `…/wizard_sessions/` is an alias.',
           },
           { name: 'stream tokens' },
+          { name: 'personal API keys', description: 'The caller’s own keys, PostHog’s shape.' },
           { name: 'health', description: 'No credential; not routed by the edge.' },
         ],
         components: {

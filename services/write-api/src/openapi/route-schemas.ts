@@ -10,6 +10,7 @@ import {
   upsertSessionBodySchema,
 } from '@wizard-stream/contracts';
 import { z } from 'zod';
+import { createKeyBodySchema, keyIdSchema, personalApiKeySchema } from '../keys/schemas.js';
 
 /**
  * The OpenAPI description of every route, built from the very zod schemas the handlers parse with
@@ -189,6 +190,59 @@ export const streamTokenRouteSchema = {
     201: json(StreamToken, 'The token.'),
     ...authErrors,
     403: error('`permission_denied`: the credential is not a personal API key, or lacks the scope.'),
+  },
+} as const;
+
+const PersonalApiKey = personalApiKeySchema.meta({
+  id: 'PersonalApiKey',
+  description: 'One of the caller’s live keys; never its value.',
+});
+const NewPersonalApiKey = personalApiKeySchema.extend({ value: z.string() }).meta({
+  id: 'NewPersonalApiKey',
+  description: 'A key just created: `value` is the key itself, shown this once (only its hash is stored).',
+});
+const keyTags = ['personal API keys'];
+/** Managing keys needs a personal API key (no stream token, no JWT), of no project. */
+const keyErrors = {
+  401: authErrors[401],
+  403: error('`permission_denied`: not a personal API key, or it lacks the scope.'),
+  429: authErrors[429],
+  503: authErrors[503],
+};
+
+export const personalApiKeyRouteSchemas = {
+  list: {
+    tags: keyTags,
+    summary: 'List the caller’s keys',
+    security: [{ PersonalApiKey: [SCOPES.keysRead] }] as SecurityRequirement[],
+    response: { 200: json(z.array(PersonalApiKey), 'The caller’s live keys.'), ...keyErrors },
+  },
+  create: {
+    tags: keyTags,
+    summary: 'Create a key',
+    description: 'With scopes the calling key holds itself; at most 10 live keys per user.',
+    security: [{ PersonalApiKey: [SCOPES.keysWrite] }] as SecurityRequirement[],
+    body: createKeyBodySchema,
+    response: {
+      201: json(NewPersonalApiKey, 'Created.'),
+      400: error('`invalid_input`: a bad label or scope list, or the user already holds 10 keys.'),
+      ...keyErrors,
+      403: error(
+        '`permission_denied`: not a personal API key, lacks the scope, or asks for a scope it lacks.',
+      ),
+    },
+  },
+  revoke: {
+    tags: keyTags,
+    summary: 'Revoke a key',
+    description: 'Its stream tokens stop working and the streams opened with either end on every gateway.',
+    security: [{ PersonalApiKey: [SCOPES.keysWrite] }] as SecurityRequirement[],
+    params: z.object({ id: keyIdSchema }),
+    response: {
+      204: noBody('Revoked.'),
+      ...keyErrors,
+      404: error('`not_found`: no live key of the caller with this id.'),
+    },
   },
 } as const;
 
