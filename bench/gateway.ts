@@ -91,6 +91,8 @@ async function benchGateway(
     writeApiEnv: { RATE_LIMIT_PER_MIN: '1000000000' },
     gatewayEnv: {
       MAX_STREAMS: String(options.clients * 2),
+      // Every bench client streams with the one member key: one tenant's wave, not the per-key cap.
+      MAX_STREAMS_PER_KEY: String(options.clients * 2),
       ...(process.env.BENCH_HEAP_SNAPSHOT_DIR && {
         BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR,
       }),

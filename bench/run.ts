@@ -14,6 +14,7 @@ import { benchWriteApi, type UpsertBenchResult, upsertMarkdown } from './write-a
  * stored result. `--quick` runs each at a reduced scale, to check the harness rather than to measure.
  * Loopback traffic only; every load loop is bounded in time and stops the processes it started.
  * BENCH_CPU_PROFILE_DIR=<dir> writes a CPU profile of write-api / the gateways per measured phase.
+ * BENCH_GATEWAY_NODE_OPTIONS=<flags> adds V8 flags to the gateways (e.g. --max-semi-space-size=32).
  */
 const { values } = parseArgs({
   options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
@@ -172,6 +173,8 @@ sections.push(
       ].join('\n')
     : '_not measured yet_',
 );
+// The hand-written analysis of the latest runs (what stands in the way of a target), kept beside the results.
+if (existsSync('bench/notes.md')) sections.push('', (await readFile('bench/notes.md', 'utf8')).trimEnd());
 await writeFile('docs/benchmarks.md', `${sections.join('\n')}\n`);
 // Formatted as `npm run lint` checks it (tables aligned), so a regenerated page never fails the lint.
 execFileSync('node_modules/.bin/biome', ['format', '--write', 'docs/benchmarks.md'], { stdio: 'ignore' });

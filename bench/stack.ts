@@ -58,7 +58,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         WRITE_API_URL: writeApi.url,
         INTERNAL_API_TOKEN: INTERNAL_TOKEN,
         LOG_LEVEL: 'warn',
-        NODE_OPTIONS: '--expose-gc',
+        // BENCH_GATEWAY_NODE_OPTIONS: V8 flags to try on the gateways (e.g. --max-semi-space-size=32).
+        NODE_OPTIONS: `--expose-gc ${process.env.BENCH_GATEWAY_NODE_OPTIONS ?? ''}`.trim(),
         ...options.gatewayEnv,
       });
       started.push(gateway);

@@ -71,7 +71,12 @@ export async function benchStorm(options: StormOptions): Promise<StormResult> {
     gateways: 2,
     email: 'bench-storm@example.com',
     writeApiEnv: { RATE_LIMIT_PER_MIN: '1000000000' },
-    gatewayEnv: { MAX_STREAMS: String(options.streams * 2), DRAIN_MS: String(options.drainMs) },
+    // Every stream uses the one member key: the storm of one tenant, not the per-key cap.
+    gatewayEnv: {
+      MAX_STREAMS: String(options.streams * 2),
+      MAX_STREAMS_PER_KEY: String(options.streams * 2),
+      DRAIN_MS: String(options.drainMs),
+    },
   });
   let pool: ClientPool | undefined;
   try {

@@ -481,33 +481,24 @@ export async function keptFieldBytes(
 }
 
 /**
- * Records that these versions reached NATS; never lowers the marker. The marker commits without waiting
- * for its WAL flush: losing it in a crash only makes the relay publish those versions once more, which
- * subscribers drop, while waiting would double the fsyncs of the upsert path.
+ * Records that these versions reached NATS; never lowers the marker, and leaves rows already at it
+ * alone. The marker commits without waiting for its WAL flush: losing it in a crash only makes the relay
+ * publish those versions once more, which subscribers drop, while waiting would double the fsyncs of the
+ * upsert path. One statement, so the row locks last one round trip: `set_config(…, true)` inside it sets
+ * synchronous_commit for the statement's own (implicit) transaction, which is read at its commit.
  */
 export async function markPublished(db: Db, published: ReadonlyMap<string, number>): Promise<void> {
   if (published.size === 0) return;
   const ids = [...published.keys()];
   const versions = ids.map((id) => published.get(id) as number);
-  await db.transaction().execute(async (trx) => {
-    await sql`set local synchronous_commit = off`.execute(trx);
-    await trx
-      .updateTable('wizard_sessions')
-      .from(
-        sql<{
-          id: string;
-          version: number;
-        }>`(select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version)`.as('confirmed'),
-      )
-      .set((eb) => ({
-        published_version: eb.fn('greatest', [
-          eb.ref('wizard_sessions.published_version'),
-          eb.ref('confirmed.version'),
-        ]),
-      }))
-      .whereRef('wizard_sessions.id', '=', 'confirmed.id')
-      .execute();
-  });
+  await sql`
+    with confirmed as (select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version),
+      async_commit as (select set_config('synchronous_commit', 'off', true))
+    update wizard_sessions set published_version = confirmed.version
+    from confirmed, async_commit
+    where wizard_sessions.id = confirmed.id and wizard_sessions.published_version < confirmed.version`.execute(
+    db,
+  );
 }
 
 /**
