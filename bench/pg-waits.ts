@@ -10,7 +10,7 @@ import { type Kysely, sql } from 'kysely';
 
 const KINDS: [RegExp, string][] = [
   [/^insert into "wizard_sessions"/i, 'upsert'],
-  [/^update "wizard_sessions" set "published_version"|^with confirmed as/i, 'publish marker'],
+  [/^with "async_commit" as .* update "wizard_sessions" set "published_version"/i, 'publish marker'],
   [/^select count\(\*\)/i, 'relay backlog count'],
   [/^with "transitioned"/i, 'staleness sweep'],
   [/"api_keys"/i, 'API key lookup/update'],

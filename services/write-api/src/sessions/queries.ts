@@ -491,14 +491,22 @@ export async function markPublished(db: Db, published: ReadonlyMap<string, numbe
   if (published.size === 0) return;
   const ids = [...published.keys()];
   const versions = ids.map((id) => published.get(id) as number);
-  await sql`
-    with confirmed as (select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version),
-      async_commit as (select set_config('synchronous_commit', 'off', true))
-    update wizard_sessions set published_version = confirmed.version
-    from confirmed, async_commit
-    where wizard_sessions.id = confirmed.id and wizard_sessions.published_version < confirmed.version`.execute(
-    db,
-  );
+  await db
+    .with('async_commit', (qb) =>
+      qb.selectNoFrom(sql<string>`set_config('synchronous_commit', 'off', true)`.as('setting')),
+    )
+    .updateTable('wizard_sessions')
+    .from([
+      sql<{
+        id: string;
+        version: number;
+      }>`(select unnest(${ids}::uuid[]) as id, unnest(${versions}::bigint[]) as version)`.as('confirmed'),
+      'async_commit',
+    ])
+    .set((eb) => ({ published_version: eb.ref('confirmed.version') }))
+    .whereRef('wizard_sessions.id', '=', 'confirmed.id')
+    .whereRef('wizard_sessions.published_version', '<', 'confirmed.version')
+    .execute();
 }
 
 /**
