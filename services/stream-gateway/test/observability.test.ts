@@ -123,8 +123,10 @@ describe('observability across write-api, NATS and the gateway', () => {
 
     expect(descendsFrom(transaction, request, spans)).toBe(true);
     expect(descendsFrom(publish, request, spans)).toBe(true);
-    // The publish starts after the transaction has committed.
-    expect(publish.startTime[0] * 1e9 + publish.startTime[1]).toBeGreaterThanOrEqual(
+    // The publish starts after the transaction has committed. A span's start comes from the millisecond
+    // wall clock and its end from the sub-millisecond monotonic one, so "after" holds to within 1 ms.
+    const CLOCK_RESOLUTION_NS = 1e6;
+    expect(publish.startTime[0] * 1e9 + publish.startTime[1] + CLOCK_RESOLUTION_NS).toBeGreaterThanOrEqual(
       transaction.endTime[0] * 1e9 + transaction.endTime[1],
     );
     // Across NATS: the gateway's fan-out continues the trace as a child of the publish.
