@@ -35,17 +35,16 @@ describe.each(DIALECTS)('a NATS node lost right after it confirmed a publish (%s
 
   beforeAll(async () => {
     const [routeA, routeB] = [await freePort(), await freePort()];
-    [database, nodeA, nodeB] = await Promise.all([
-      createTestDatabase(dialect),
-      NatsServer.start({
-        serverName: 'a',
-        cluster: { name: 'node-loss', port: routeA, routes: [`nats://127.0.0.1:${routeB}`] },
-      }),
-      NatsServer.start({
-        serverName: 'b',
-        cluster: { name: 'node-loss', port: routeB, routes: [`nats://127.0.0.1:${routeA}`] },
-      }),
-    ]);
+    database = await createTestDatabase(dialect);
+    // One at a time, each assigned as soon as it runs, so that afterAll stops whatever did start.
+    nodeA = await NatsServer.start({
+      serverName: 'a',
+      cluster: { name: 'node-loss', port: routeA, routes: [`nats://127.0.0.1:${routeB}`] },
+    });
+    nodeB = await NatsServer.start({
+      serverName: 'b',
+      cluster: { name: 'node-loss', port: routeB, routes: [`nats://127.0.0.1:${routeA}`] },
+    });
     recorder = await NatsRecorder.connect(nodeB.url);
     await awaitRoute(nodeA.url, recorder);
     // Only node A's URL: the client learns node B from the cluster and fails over to it.
