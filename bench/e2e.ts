@@ -12,7 +12,7 @@ import {
 import { loadAverage, type Machine, machine } from './machine.js';
 import { cpuTicks, sleep, sumOver, TICKS_PER_SECOND } from './proc-stats.js';
 import { startStack } from './stack.js';
-import { histogramPercentiles, mergeHistogram, round } from './stats.js';
+import { cellsOf, figure, histogramPercentiles, mergeHistogram, round } from './stats.js';
 
 /**
  * The realistic end-to-end benchmark (issue 12, item 6): `sessions` wizard CLIs, each pushing its own
@@ -171,15 +171,44 @@ export async function benchEndToEnd(options: E2eOptions): Promise<E2eResult> {
   }
 }
 
-export function e2eMarkdown(result: E2eResult): string {
-  const { options, errors } = result;
-  const errorCount = errors.pushes + errors.connects + errors.missingDeliveries;
+/** One row per run, then the median and range of every figure over the runs. */
+export function e2eMarkdown(results: E2eResult[]): string {
+  const errorsOf = ({ errors }: E2eResult) => errors.pushes + errors.connects + errors.missingDeliveries;
+  const row = (label: string, runs: E2eResult[], errors: string) => {
+    const [pushes, deliveries, p50, p99, p999, max, writeApi, gateways, connectSeconds] = cellsOf(
+      runs.map(figures),
+    );
+    return `| ${label} | ${pushes} | ${deliveries} | ${p50} / ${p99} / ${p999} / ${max} | ${writeApi} | ${gateways} | ${connectSeconds} | ${errors} |`;
+  };
+  const figures = (result: E2eResult) => [
+    result.pushesPerSecond,
+    result.deliveries,
+    result.latencyMs.p50,
+    result.latencyMs.p99,
+    result.latencyMs.p999,
+    result.latencyMs.max,
+    result.cpuMsPer1000Deliveries.writeApi,
+    result.cpuMsPer1000Deliveries.gateways,
+    result.connect.seconds,
+  ];
+  const first = results[0] as E2eResult;
   return [
-    '| sessions × streams | pushes/s | deliveries (expected) | POST → frame p50 / p99 / p999 / max ms | write-api CPU ms per 1,000 deliveries | gateways CPU ms per 1,000 deliveries | errors | target |',
+    `${first.options.sessions} sessions × ${first.options.streamsPerSession} streams on 2 gateways; ${results.length} run${results.length === 1 ? '' : 's'}, each a fresh stack. Target: p99 < ${first.target.p99Ms} ms, no errors.`,
+    '',
+    '| run | pushes/s | deliveries | POST → frame p50 / p99 / p999 / max ms | write-api CPU ms per 1,000 deliveries | gateways CPU ms per 1,000 deliveries | streams opened in | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---|',
-    `| ${options.sessions} × ${options.streamsPerSession} (2 gateways) | ${result.pushesPerSecond} | ${result.deliveries} (${result.expectedDeliveries}) | ` +
-      `${result.latencyMs.p50} / ${result.latencyMs.p99} / ${result.latencyMs.p999} / ${result.latencyMs.max} | ` +
-      `${result.cpuMsPer1000Deliveries.writeApi} (${result.cpuPercent.writeApi} % of a core) | ${result.cpuMsPer1000Deliveries.gateways} (${result.cpuPercent.gateways} %) | ` +
-      `${errorCount}${errorCount > 0 ? ` (pushes ${errors.pushes}, connects ${errors.connects}, missing ${errors.missingDeliveries})` : ''} | p99 < ${result.target.p99Ms} ms, no errors |`,
+    ...results.map((result, index) => {
+      const errors = errorsOf(result);
+      const detail =
+        errors > 0
+          ? ` (pushes ${result.errors.pushes}, connects ${result.errors.connects}, missing ${result.errors.missingDeliveries})`
+          : '';
+      return row(
+        `${index + 1} (load ${result.machine.loadAverageAtStart[0]})`,
+        [result],
+        `${errors} of ${result.expectedDeliveries} expected deliveries${detail}`,
+      );
+    }),
+    ...(results.length > 1 ? [row('median (range)', results, figure(results.map(errorsOf)))] : []),
   ].join('\n');
 }

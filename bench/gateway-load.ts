@@ -70,6 +70,8 @@ export interface RateResult {
   maxMs: number;
   /** Server CPU over the step, in % of one core. */
   serverCpuPercent: number;
+  /** The server process's own view of the step (event-loop delay, GC, CPU profile), where it has a probe. */
+  serverProbe?: unknown;
 }
 
 export interface FanoutResult {
@@ -102,11 +104,16 @@ async function runRate(
   wave: number,
 ): Promise<{ result: RateResult; nextVersion: number }> {
   pool.tell({ type: 'reset' });
+  await target.probe?.();
   const sentAt: [number, number][] = [];
   const ticksBefore = await sumOver(target.pids(), cpuTicks);
   const intervalMs = 1000 / rate;
   const total = Math.max(1, Math.round((rate * stepMs) / 1000));
   const startedAt = Date.now();
+  // Every system is offered the same schedule: a publish is not held back until the previous one was
+  // answered (nchan answers its HTTP publish only once it has written the message to every subscriber,
+  // which would otherwise throttle its publisher below the rate and flatter its latency).
+  const publishes: Promise<void>[] = [];
   for (let index = 0; index < total; index++) {
     const due = startedAt + index * intervalMs;
     const wait = due - Date.now();
@@ -114,10 +121,10 @@ async function runRate(
     const version = firstVersion + index;
     const now = Date.now();
     sentAt.push([version, now]);
-    await target.publish(version, now);
+    publishes.push(Promise.resolve(target.publish(version, now)));
   }
-  // A publisher that waits for its server (nchan's HTTP publish) can fall behind the schedule.
   const publishingMs = Date.now() - startedAt;
+  await Promise.all(publishes);
   const expected = total * clients;
   // Deliveries still in flight: wait until all arrived, at most 10 s more.
   let collected: Collected[] = [];
@@ -130,6 +137,7 @@ async function runRate(
   }
   const ticksAfter = await sumOver(target.pids(), cpuTicks);
   const elapsedMs = Date.now() - startedAt;
+  const serverProbe = await target.probe?.();
 
   const histogram = new Map<number, number>();
   let received = 0;
@@ -152,6 +160,7 @@ async function runRate(
     deliveriesPerSecond: round(received / (activeMs / 1000), 0),
     ...histogramPercentiles(histogram),
     serverCpuPercent: round(((ticksAfter - ticksBefore) / TICKS_PER_SECOND / (elapsedMs / 1000)) * 100, 0),
+    ...(serverProbe !== undefined && { serverProbe }),
   };
   return { result, nextVersion: firstVersion + total };
 }

@@ -47,7 +47,7 @@ export async function benchNchan(
     .replaceAll('{{port}}', String(port));
   await writeFile(join(dir, 'nginx.conf'), config);
   let nginx: ChildProcess | undefined;
-  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   try {
     nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], {
       stdio: ['ignore', 'inherit', 'inherit'],

@@ -110,7 +110,7 @@ export async function benchPushpin(
     if (await portInUse(port)) throw new Error(`port ${port} (a Pushpin default) is in use`);
   }
   const dir = await mkdtemp(join(tmpdir(), 'wizard-pushpin-'));
-  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   let zurl: ChildProcess | undefined;
   let pushpin: ChildProcess | undefined;
   let origin: ChildProcess | undefined;

@@ -4,13 +4,12 @@ import type { ServiceProcess } from '@wizard-stream/testkit';
 import { type FanoutOptions, type FanoutResult, type FanoutTarget, runFanout } from './gateway-load.js';
 import { benchNchan } from './gateway-nchan.js';
 import { benchPushpin, type PushpinRun } from './gateway-pushpin.js';
-import type { WaveResult } from './load-pool.js';
 import { loadAverage, type Machine, machine } from './machine.js';
 import { metricSum, scrape } from './proc-stats.js';
 import { probePhase } from './process-probe.js';
 import { sessionBody, upsert, withVersion } from './sessions.js';
 import { startStack } from './stack.js';
-import { round } from './stats.js';
+import { figure, round } from './stats.js';
 
 /**
  * The fan-out benchmark (issues 3 and 12): one stream-gateway process, fed by its own nats-server and a
@@ -22,6 +21,12 @@ import { round } from './stats.js';
 
 export interface GatewayBenchOptions extends FanoutOptions {
   endToEndUpserts: number;
+  /** Rounds of every system, one after the other: gateway, nchan, Pushpin, gateway, nchan, … */
+  runs: number;
+  /** Rounds that include Pushpin (the first ones): at 10,000 clients each costs minutes of timeouts. */
+  pushpinRuns: number;
+  /** false (`--gateway-only`): no peers, for profiling the gateway; not for the published tables. */
+  peers: boolean;
 }
 
 export interface EndToEndResult {
@@ -31,14 +36,22 @@ export interface EndToEndResult {
   allDelivered: boolean;
 }
 
+export type NchanRun = FanoutResult & { workerProcesses: number; nginxVersion: string };
+
+/** One round: each system measured once, with the same clients, waves and rates. */
+export interface GatewayRound {
+  loadAverageAtStart: number[];
+  gateway: FanoutResult & { endToEnd: EndToEndResult };
+  nchan: NchanRun | { error: string };
+  pushpin?: PushpinRun | { error: string };
+}
+
 export interface GatewayBenchResult {
   kind: 'gateway-fanout';
   date: string;
   machine: Machine;
   options: GatewayBenchOptions;
-  gateway: FanoutResult & { endToEnd: EndToEndResult };
-  nchan: (FanoutResult & { workerProcesses: number; nginxVersion: string }) | { error: string };
-  pushpin?: PushpinRun | { error: string };
+  rounds: GatewayRound[];
 }
 
 const WORKFLOW = 'bench-fanout';
@@ -84,7 +97,7 @@ async function endToEnd(
 
 async function benchGateway(
   options: GatewayBenchOptions,
-): Promise<{ result: GatewayBenchResult['gateway']; dto: string }> {
+): Promise<{ result: GatewayRound['gateway']; dto: string }> {
   const stack = await startStack({
     gateways: 1,
     email: 'bench-gateway@example.com',
@@ -190,131 +203,153 @@ async function peer<T>(name: string, run: () => Promise<T>): Promise<T | { error
 
 export async function benchFanout(options: GatewayBenchOptions): Promise<GatewayBenchResult> {
   const loadAverageAtStart = loadAverage();
-  const { result: gateway, dto } = await benchGateway(options);
-  const nchan = await peer('nchan', () => benchNchan(options, (version) => withVersion(dto, version)));
-  const pushpin = await peer('pushpin', () => benchPushpin(options, (version) => withVersion(dto, version)));
+  const rounds: GatewayRound[] = [];
+  for (let round = 1; round <= options.runs; round++) {
+    console.log(`gateway bench: round ${round} of ${options.runs}`);
+    const roundLoad = loadAverage();
+    const { result: gateway, dto } = await benchGateway(options);
+    const dtoWithVersion = (version: number) => withVersion(dto, version);
+    const nchan = options.peers
+      ? await peer('nchan', () => benchNchan(options, dtoWithVersion))
+      : { error: 'not run (--gateway-only)' };
+    const pushpin =
+      options.peers && round <= options.pushpinRuns
+        ? await peer('pushpin', () => benchPushpin(options, dtoWithVersion))
+        : undefined;
+    rounds.push({ loadAverageAtStart: roundLoad, gateway, nchan, ...(pushpin && { pushpin }) });
+  }
   return {
     kind: 'gateway-fanout',
     date: new Date().toISOString(),
     machine: machine(loadAverageAtStart),
     options,
-    gateway,
-    nchan,
-    pushpin,
+    rounds,
   };
 }
 
-interface Column {
-  name: string;
-  run: FanoutResult | undefined;
-  error?: string;
-}
+const SYSTEMS = ['stream-gateway', 'nginx + nchan', 'Pushpin'] as const;
 
-function columns(result: GatewayBenchResult): Column[] {
-  const of = (name: string, run: FanoutResult | { error: string } | undefined): Column =>
-    run === undefined
-      ? { name, run: undefined, error: 'not run' }
-      : 'error' in run
-        ? { name, run: undefined, error: run.error }
-        : { name, run };
-  return [
-    { name: 'stream-gateway', run: result.gateway },
-    of('nginx + nchan', result.nchan),
-    of('Pushpin', result.pushpin),
-  ];
-}
-
-const waveCell = (wave: WaveResult | undefined) =>
-  wave
-    ? `${wave.seconds} s${wave.failed > 0 ? ` (${wave.failed} failed)` : ''}${wave.slowTcpConnects > 0 ? `, ${wave.slowTcpConnects} SYN-retried` : ''}`
-    : '–';
-
-/** Results stored before connect waves existed hold one connect phase: it reads as wave 1. */
-function withWaves<T extends FanoutResult>(run: T): T {
-  if (run.waves) return run;
-  const empty = { count: 0, p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
-  const wave: WaveResult = {
-    wave: 1,
-    ...run.connect,
-    errorCodes: {},
-    tcpConnectMs: empty,
-    firstFrameMs: empty,
-    slowTcpConnects: 0,
-    timeWaitAtStart: Number.NaN,
-    tcp: {},
-  };
-  return { ...run, waves: [wave], rates: run.rates.map((rate) => ({ ...rate, wave: rate.wave ?? 1 })) };
-}
-
-/** The docs tables: every system side by side, one row per rate, then connect waves, then memory. */
-export function gatewayMarkdown(stored: GatewayBenchResult): string {
-  const result: GatewayBenchResult = {
-    ...stored,
-    gateway: withWaves(stored.gateway),
-    nchan: 'error' in stored.nchan ? stored.nchan : withWaves(stored.nchan),
-  };
-  const systems = columns(result);
-  const { gateway } = result;
-  const rateRows = gateway.rates.map((rate, index) => {
-    const cells = systems.map(({ run }) => {
-      const other = run?.rates[index];
-      return other
-        ? `${other.p50Ms} / ${other.p99Ms} / ${other.p999Ms} | ${other.received === other.expected ? 'all' : `${other.received} of ${other.expected}`}${other.achievedUpdatesPerSecond < other.updatesPerSecond ? ` (published ${other.achievedUpdatesPerSecond}/s)` : ''} | ${other.serverCpuPercent} %`
-        : '– | – | –';
-    });
-    return `| ${rate.updatesPerSecond} (wave ${rate.wave}) | ${rate.offeredDeliveriesPerSecond} | ${cells.join(' | ')} |`;
+/** The runs of each system over the rounds (a failed run is left out and its error kept). */
+function runsOf(result: GatewayBenchResult): { name: string; runs: FanoutResult[]; errors: string[] }[] {
+  const pick = (round: GatewayRound, index: number) =>
+    index === 0 ? round.gateway : index === 1 ? round.nchan : round.pushpin;
+  return SYSTEMS.map((name, index) => {
+    const runs: FanoutResult[] = [];
+    const errors: string[] = [];
+    for (const round of result.rounds) {
+      const run = pick(round, index);
+      if (run === undefined) continue;
+      if ('error' in run) errors.push(run.error);
+      else runs.push(run);
+    }
+    return { name, runs, errors };
   });
-  const header = systems.map(({ name }) => `${name} p50 / p99 / p999 ms | delivered | CPU`).join(' | ');
-  const waveRows = gateway.waves.map(
-    (wave, index) =>
-      `| ${wave.wave} | ${systems.map(({ run }) => waveCell(run?.waves[index])).join(' | ')} | ${wave.server ? `${wave.server.gatewaySnapshotCalls} / ${wave.server.writeApiLatestReads}` : '–'} |`,
+}
+
+/** The docs tables: every system side by side, each figure the median and range over the rounds. */
+export function gatewayMarkdown(result: GatewayBenchResult): string {
+  if (!Array.isArray(result.rounds))
+    return '_stored in an older format: run `npm run bench -- --only gateway`_';
+  const systems = runsOf(result);
+  const gateway = systems[0]?.runs[0];
+  if (!gateway) return '_no gateway run stored_';
+  const runCount = (runs: FanoutResult[]) => `${runs.length} run${runs.length === 1 ? '' : 's'}`;
+  const rateRows = gateway.rates.flatMap((rate, index) =>
+    systems
+      .filter(({ runs }) => runs.length > 0)
+      .map(({ name, runs }) => {
+        const steps = runs.map((run) => run.rates[index]).filter((step) => step !== undefined);
+        const short = steps.filter((step) => step.received < step.expected);
+        const delivered =
+          short.length === 0
+            ? 'all'
+            : `${figure(
+                steps.map((step) => round((step.received / step.expected) * 100, 1)),
+                ' %',
+              )} (short in ${short.length} of ${steps.length})`;
+        return `| ${rate.updatesPerSecond} (wave ${rate.wave}) | ${rate.offeredDeliveriesPerSecond} | ${name} (${runCount(runs)}) | ${figure(steps.map((step) => step.p50Ms))} | ${figure(steps.map((step) => step.p99Ms))} | ${figure(steps.map((step) => step.maxMs))} | ${delivered} | ${figure(
+          steps.map((step) => step.serverCpuPercent),
+          ' %',
+        )} |`;
+      }),
   );
-  const harness = gateway.waves
-    .filter((wave) => wave.tcp['TcpExt.TCPSynRetrans'] !== undefined)
-    .map(
-      (wave) =>
-        `wave ${wave.wave}: TIME_WAIT at start ${wave.timeWaitAtStart}, SYN retransmits ${wave.tcp['TcpExt.TCPSynRetrans']}, listen overflows ${wave.tcp['TcpExt.ListenOverflows']}, ` +
-        `connect errors ${JSON.stringify(wave.errorCodes)}, TCP connect p99 ${wave.tcpConnectMs.p99} ms, first frame after connect p50 / p99 ${wave.firstFrameMs.p50} / ${wave.firstFrameMs.p99} ms`,
-    );
-  const memory = (run: FanoutResult | undefined) =>
-    run
-      ? `${round(run.memory.idleKiB / 1024, 1)} → ${round(run.memory.withClientsKiB / 1024, 1)} MiB (${run.memory.perConnectionKiB} KiB each)`
-      : '–';
-  const e2e = gateway.endToEnd;
-  const pushpin = result.pushpin && !('error' in result.pushpin) ? result.pushpin.setup : undefined;
+  const waveRows = gateway.waves.map((wave, index) => {
+    const cells = systems.map(({ runs }) => {
+      const waves = runs.map((run) => run.waves[index]).filter((entry) => entry !== undefined);
+      const failed = waves.reduce((sum, entry) => sum + entry.failed, 0);
+      return waves.length === 0
+        ? '–'
+        : `${figure(
+            waves.map((entry) => entry.seconds),
+            ' s',
+          )}${failed > 0 ? `, ${failed} failed in all` : ''}`;
+    });
+    const gatewayWaves = (systems[0]?.runs ?? []).map((run) => run.waves[index]);
+    const calls = figure(gatewayWaves.map((entry) => entry?.server?.gatewaySnapshotCalls ?? Number.NaN));
+    return `| ${wave.wave} | ${cells.join(' | ')} | ${calls} |`;
+  });
+  const memory = systems.map(({ runs }) =>
+    figure(
+      runs.map((run) => run.memory.perConnectionKiB),
+      ' KiB',
+    ),
+  );
+  const gatewayRuns = systems[0]?.runs ?? [];
+  const allWaves = gatewayRuns.flatMap((run) => run.waves);
+  const total = (counter: string) => allWaves.reduce((sum, wave) => sum + (wave.tcp[counter] ?? 0), 0);
+  const errorCodes: Record<string, number> = {};
+  for (const wave of allWaves)
+    for (const [code, count] of Object.entries(wave.errorCodes))
+      errorCodes[code] = (errorCodes[code] ?? 0) + count;
+  const e2eRounds = result.rounds.map((entry) => entry.gateway.endToEnd);
+  const pushpinSetup = result.rounds
+    .map((entry) => entry.pushpin)
+    .find((run): run is PushpinRun => run !== undefined && !('error' in run))?.setup;
   return [
-    `| updates/s | offered deliveries/s | ${header} |`,
-    `|---:|---:|${systems.map(() => '---:|---:|---:|').join('')}`,
+    `Rounds: ${result.rounds.length} (load average at each round's start: ${result.rounds.map((entry) => entry.loadAverageAtStart[0]).join(', ')}). Each figure is the median over the rounds, with the range in brackets.`,
+    '',
+    '| updates/s | offered deliveries/s | system | p50 ms | p99 ms | max ms | delivered | server CPU |',
+    '|---:|---:|---|---:|---:|---:|---:|---:|',
     ...rateRows,
     '',
-    `| connect wave (all ${result.options.clients} streams open with their first frame) | ${systems.map(({ name }) => name).join(' | ')} | gateway snapshot calls / write-api reads |`,
+    `| connect wave (all ${result.options.clients} streams open with their first frame) | ${systems.map(({ name }) => name).join(' | ')} | gateway snapshot calls |`,
     `|---:|${systems.map(() => '---:|').join('')}---:|`,
     ...waveRows,
     '',
     `| | ${systems.map(({ name }) => name).join(' | ')} | target |`,
     `|---|${systems.map(() => '---:|').join('')}---:|`,
-    `| server RSS idle → with all streams idle | ${systems.map(({ run }) => memory(run)).join(' | ')} | ≤ 16 KiB each |`,
+    `| server RSS per idle connection | ${memory.join(' | ')} | ≤ 16 KiB |`,
     '',
-    ...(harness.length > 0
+    `Harness check over the gateway's ${allWaves.length} waves (kernel counters of the whole machine): TIME_WAIT at a wave's start up to ${Math.max(...allWaves.map((wave) => wave.timeWaitAtStart))}, ` +
+      `SYN retransmits ${total('TcpExt.TCPSynRetrans')}, listen overflows ${total('TcpExt.ListenOverflows')}, connect errors ${JSON.stringify(errorCodes)}, ` +
+      `TCP connect p99 ${figure(
+        allWaves.map((wave) => wave.tcpConnectMs.p99),
+        ' ms',
+      )}, first frame after connect p50 ${figure(
+        allWaves.map((wave) => wave.firstFrameMs.p50),
+        ' ms',
+      )}, p99 ${figure(
+        allWaves.map((wave) => wave.firstFrameMs.p99),
+        ' ms',
+      )}.`,
+    '',
+    `End to end through write-api (${result.options.endToEndUpserts} upserts per round on another session of the same workflow): ` +
+      (e2eRounds.every((entry) => entry.allDelivered)
+        ? `in every round every upsert reached all ${gateway.waves.at(-1)?.opened} streams; the last stream had it ${figure(
+            e2eRounds.flatMap((entry) => entry.delivered.map((item) => item.lastClientMs)),
+            ' ms',
+          )} after the POST was sent.`
+        : `NOT every upsert reached every stream: ${e2eRounds.map((entry) => entry.delivered.map((item) => `v${item.version} ${item.clients}`).join(', ')).join('; ')}.`),
+    ...(pushpinSetup
       ? [
-          `Harness check for the gateway's waves (kernel counters of the whole machine): ${harness.join('; ')}.`,
           '',
-        ]
-      : []),
-    `End to end through write-api (${e2e.upserts} upserts on another session of the same workflow): ` +
-      (e2e.allDelivered
-        ? `every upsert reached all ${gateway.waves.at(-1)?.opened} streams; the last stream had it ${e2e.delivered.map((entry) => entry.lastClientMs).join(', ')} ms after the POST was sent.`
-        : `NOT every upsert reached every stream: ${e2e.delivered.map((entry) => `v${entry.version} ${entry.clients}`).join(', ')}.`),
-    ...(pushpin
-      ? [
-          '',
-          `Pushpin: ${pushpin.version}, ${pushpin.config}, changed lines: ${pushpin.changedConfigLines.length === 0 ? 'none' : pushpin.changedConfigLines.join('; ')}; ` +
-            `started as \`${pushpin.commandLine.join(' ')}\` with \`${pushpin.zurlCommandLine.join(' ')}\`. ` +
-            `Defaults that bound it here: ${Object.entries(pushpin.defaults)
+          `Pushpin: ${pushpinSetup.version}, ${pushpinSetup.config}, changed lines: ${pushpinSetup.changedConfigLines.length === 0 ? 'none' : pushpinSetup.changedConfigLines.join('; ')}; ` +
+            `started as \`${pushpinSetup.commandLine.join(' ')}\` with \`${pushpinSetup.zurlCommandLine.join(' ')}\`. ` +
+            `Defaults that bound it here: ${Object.entries(pushpinSetup.defaults)
               .map(([name, value]) => `${name}=${value}`)
               .join(', ')}.`,
         ]
       : []),
-    ...systems.filter(({ error }) => error).map(({ name, error }) => `\n${name} run failed: ${error}`),
+    ...systems.flatMap(({ name, errors }) => errors.map((error) => `\n${name} run failed: ${error}`)),
   ].join('\n');
 }

@@ -13,11 +13,19 @@ import { benchWriteApi, type UpsertBenchResult, upsertMarkdown } from './write-a
  * machine, writes each result to bench/results/<name>.json and regenerates docs/benchmarks.md from every
  * stored result. `--quick` runs each at a reduced scale, to check the harness rather than to measure.
  * Loopback traffic only; every load loop is bounded in time and stops the processes it started.
+ * The gateway bench runs `--runs N` rounds (3; 1 with --quick) of gateway, nchan and Pushpin (Pushpin in
+ * the first `--pushpin-runs N`); `--gateway-only` skips the peers (profiling, not for the docs tables).
  * BENCH_CPU_PROFILE_DIR=<dir> writes a CPU profile of write-api / the gateways per measured phase.
  * BENCH_GATEWAY_NODE_OPTIONS=<flags> adds V8 flags to the gateways (e.g. --max-semi-space-size=32).
  */
 const { values } = parseArgs({
-  options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    'pushpin-runs': { type: 'string' },
+    'gateway-only': { type: 'boolean', default: false },
+  },
 });
 const selected = (name: string) => values.only === undefined || values.only === name;
 const RESULTS = 'bench/results';
@@ -25,6 +33,17 @@ const RESULTS = 'bench/results';
 async function saved<T>(name: string): Promise<T | undefined> {
   const path = `${RESULTS}/${name}.json`;
   return existsSync(path) ? (JSON.parse(await readFile(path, 'utf8')) as T) : undefined;
+}
+
+/** Several runs of a benchmark, each on a fresh stack, so its figures are medians with a range. */
+const repeatRuns = Number(values.runs ?? (values.quick ? 1 : 3));
+async function repeated<T>(name: string, run: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let index = 1; index <= repeatRuns; index++) {
+    console.log(`${name}: run ${index} of ${repeatRuns}`);
+    results.push(await run());
+  }
+  return results;
 }
 
 if (selected('write-api')) {
@@ -38,6 +57,11 @@ if (selected('write-api')) {
 }
 
 if (selected('gateway')) {
+  const rounds = {
+    runs: repeatRuns,
+    pushpinRuns: Number(values['pushpin-runs'] ?? repeatRuns),
+    peers: !values['gateway-only'],
+  };
   const result = await benchFanout(
     values.quick
       ? {
@@ -52,6 +76,7 @@ if (selected('gateway')) {
           waveGapMs: 1000,
           sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 2,
+          ...rounds,
         }
       : {
           clients: 10_000,
@@ -65,38 +90,56 @@ if (selected('gateway')) {
           waveGapMs: 2000,
           sourceAddressesPerProcess: SOURCE_ADDRESSES_PER_PROCESS,
           endToEndUpserts: 3,
+          ...rounds,
         },
   );
-  await writeFile(`${RESULTS}/gateway.json`, `${JSON.stringify(result, null, 2)}\n`);
+  // A profiling run without the peers is kept beside, never in place of, the published result.
+  const name = rounds.peers ? 'gateway' : 'gateway-only';
+  await writeFile(`${RESULTS}/${name}.json`, `${JSON.stringify(result, null, 2)}\n`);
 }
 
 if (selected('e2e')) {
-  const result = await benchEndToEnd(
-    values.quick
-      ? { sessions: 100, streamsPerSession: 5, pushIntervalMs: 2000, durationMs: 10_000, clientProcesses: 2 }
-      : {
-          sessions: 1000,
-          streamsPerSession: 5,
-          pushIntervalMs: 2000,
-          durationMs: 60_000,
-          clientProcesses: 2,
-        },
+  const results = await repeated('e2e', () =>
+    benchEndToEnd(
+      values.quick
+        ? {
+            sessions: 100,
+            streamsPerSession: 5,
+            pushIntervalMs: 2000,
+            durationMs: 10_000,
+            clientProcesses: 2,
+          }
+        : {
+            sessions: 1000,
+            streamsPerSession: 5,
+            pushIntervalMs: 2000,
+            durationMs: 60_000,
+            clientProcesses: 2,
+          },
+    ),
   );
-  await writeFile(`${RESULTS}/e2e.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${RESULTS}/e2e.json`, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 if (selected('storm')) {
-  const result = await benchStorm(
-    values.quick
-      ? { streams: 2000, sessions: 10, drainMs: 3000, pushesPerSecond: 20, clientProcesses: 2 }
-      : { streams: 10_000, sessions: 10, drainMs: 10_000, pushesPerSecond: 20, clientProcesses: 4 },
+  const results = await repeated('storm', () =>
+    benchStorm(
+      values.quick
+        ? { streams: 2000, sessions: 10, drainMs: 3000, pushesPerSecond: 20, clientProcesses: 2 }
+        : { streams: 10_000, sessions: 10, drainMs: 10_000, pushesPerSecond: 20, clientProcesses: 4 },
+    ),
   );
-  await writeFile(`${RESULTS}/storm.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${RESULTS}/storm.json`, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 const upserts = await saved<UpsertBenchResult>('write-api');
-const e2e = await saved<E2eResult>('e2e');
-const storm = await saved<StormResult>('storm');
+/** Results stored before runs were repeated hold one run. */
+const asRuns = <T>(stored: T | T[] | undefined): T[] | undefined =>
+  stored === undefined ? undefined : Array.isArray(stored) ? stored : [stored];
+const e2eRuns = asRuns(await saved<E2eResult | E2eResult[]>('e2e'));
+const stormRuns = asRuns(await saved<StormResult | StormResult[]>('storm'));
+const e2e = e2eRuns?.[0];
+const storm = stormRuns?.[0];
 const fanout = await saved<GatewayBenchResult>('gateway');
 const sections: string[] = [
   '# Benchmarks',
@@ -132,12 +175,15 @@ const sections: string[] = [
         'a real write-api on PostgreSQL for the snapshots: every connect is authenticated with its API key); updates of one',
         'session are published straight on NATS with `Wizard-Committed-At` = send time. Then nginx + nchan (one worker',
         'process, as the gateway is one Node process) and Pushpin (Debian package, default configuration, GRIP origin in',
-        'bench/pushpin/) get the same clients, waves and rates in the same run, one system at a time.',
+        'bench/pushpin/) get the same clients, waves and rates in the same run, one system at a time; a round is one run',
+        'of each, and the rounds repeat (`--runs`, default 3) so that every figure below is a median with its range.',
+        'Every system is offered the same publish schedule: a publish is sent when it is due, not when the previous',
+        'one was answered (nchan answers its HTTP publish only after writing the message to every subscriber).',
         `Each system gets ${fanout.options.waves ?? 1} connect waves into the same process: all streams connect, a rate runs for ${fanout.options.stepMs / 1000} s, every`,
         'stream is closed, the next wave connects. Latency = client receive time − send time (same clock); every delivery',
         'is counted ("all" = every client got every update). Server CPU is in % of one core.',
         'Targets: each wave no slower than nchan’s in the same run, p99 at most nchan’s at every rate, ≤ 16 KiB RSS per idle',
-        'connection. These figures come from ONE run of each system; repeat the run before reading small differences.',
+        'connection.',
         '',
         gatewayMarkdown(fanout),
       ].join('\n')
@@ -155,7 +201,7 @@ sections.push(
         'its user’s key) spread over two stream-gateway processes. Latency = POST sent → frame received; CPU from',
         '/proc/<pid>/stat over the pushing phase. Default write-api settings, rate limit included.',
         '',
-        e2eMarkdown(e2e),
+        e2eMarkdown(e2eRuns as E2eResult[]),
       ].join('\n')
     : '_not measured yet_',
   '',
@@ -169,7 +215,7 @@ sections.push(
         `backoff from 500 ms after a failure) while write-api takes ${storm.options.pushesPerSecond} pushes/s on those sessions. "Back" = open again`,
         'with its first frame (the snapshot). Missing an update = a stream whose last version is below its session’s last push.',
         '',
-        stormMarkdown(storm),
+        stormMarkdown(stormRuns as StormResult[]),
       ].join('\n')
     : '_not measured yet_',
 );

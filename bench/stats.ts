@@ -54,3 +54,16 @@ export function spread(values: number[]): { median: number; min: number; max: nu
     max: round(sorted[sorted.length - 1] ?? Number.NaN),
   };
 }
+
+/** "median (min–max)" over the runs, or the one value. */
+export function figure(values: number[], unit = ''): string {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return '–';
+  const { median, min, max } = spread(finite);
+  return finite.length === 1 || min === max ? `${median}${unit}` : `${median}${unit} (${min}–${max})`;
+}
+
+/** Per column, the figure of that column over the runs (each run a row of numbers). */
+export function cellsOf(runs: number[][]): string[] {
+  return (runs[0] ?? []).map((_, column) => figure(runs.map((row) => row[column] as number)));
+}

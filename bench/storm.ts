@@ -11,7 +11,7 @@ import { loadAverage, type Machine, machine } from './machine.js';
 import { metricSum, scrape, sleep } from './proc-stats.js';
 import { dtoVersion, sessionBody, upsert } from './sessions.js';
 import { startStack } from './stack.js';
-import { round } from './stats.js';
+import { cellsOf, round } from './stats.js';
 
 /**
  * The reconnect storm (issue 12, item 7): two stream-gateway processes hold `streams` streams between
@@ -218,12 +218,39 @@ export async function benchStorm(options: StormOptions): Promise<StormResult> {
   }
 }
 
-export function stormMarkdown(result: StormResult): string {
+/** One row per run, then the median and range of every figure over the runs. */
+export function stormMarkdown(results: StormResult[]): string {
+  const first = results[0] as StormResult;
+  const figures = (result: StormResult) => [
+    result.drainSeconds,
+    result.allBackAfterSigtermSeconds,
+    result.allBackAfterDrainSeconds,
+    result.streamsNotBack,
+    result.reconnectAttempts,
+    result.writeApiSnapshotReads,
+    result.survivorSnapshotCalls,
+    result.streamsBehind,
+  ];
+  const row = (label: string, runs: StormResult[], extra: string) => {
+    const [drain, afterSigterm, afterDrain, notBack, attempts, reads, calls, behind] = cellsOf(
+      runs.map(figures),
+    );
+    return `| ${label} | ${drain} s | ${afterSigterm} s | ${afterDrain} s | ${notBack} | ${attempts}${extra} | ${reads} (survivor's calls ${calls}) | ${behind} |`;
+  };
   return [
-    '| streams (sessions) | drain | all back after SIGTERM | after the drain ended | not back | reconnect attempts (failed) | snapshot reads write-api served | streams (sessions) missing an update | target |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
-    `| ${result.connect.opened} (${result.options.sessions}) on 2 gateways | ${result.drainSeconds} s (DRAIN_MS ${result.options.drainMs}) | ${result.allBackAfterSigtermSeconds} s | ` +
-      `${result.allBackAfterDrainSeconds} s | ${result.streamsNotBack} | ${result.reconnectAttempts} (${JSON.stringify(result.failedAttempts)}) | ` +
-      `${result.writeApiSnapshotReads} (survivor's calls ${result.survivorSnapshotCalls}) | ${result.streamsBehind} (${result.sessionsBehind} of ${result.options.sessions}; ${result.pushes} pushes during the storm) | ≤ ${result.target.allBackAfterDrainSeconds} s after the drain, none missed |`,
+    `${first.options.streams} streams on ${first.options.sessions} sessions, 2 gateways, DRAIN_MS ${first.options.drainMs}, ${first.options.pushesPerSecond} pushes/s during the storm; ${results.length} run${results.length === 1 ? '' : 's'}, each a fresh stack. Target: every stream back ≤ ${first.target.allBackAfterDrainSeconds} s after the drain ended, none missing an update.`,
+    '',
+    '| run | drain | all back after SIGTERM | after the drain ended | not back | reconnect attempts | snapshot reads write-api served | streams missing an update |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((result, index) =>
+      row(
+        `${index + 1} (load ${result.machine.loadAverageAtStart[0]})`,
+        [result],
+        Object.keys(result.failedAttempts).length > 0
+          ? ` (failed ${JSON.stringify(result.failedAttempts)})`
+          : '',
+      ),
+    ),
+    ...(results.length > 1 ? [row('median (range)', results, '')] : []),
   ].join('\n');
 }

@@ -5,6 +5,8 @@
 const EVENT_STREAM = 'text/event-stream';
 
 export function acceptsEventStream(accept: string | undefined): boolean {
+  // What EventSource and the SDK send: no parsing on the connect path.
+  if (accept === EVENT_STREAM) return true;
   if (accept === undefined || accept.trim() === '') return true;
   let bestSpecificity = -1;
   let bestQuality = 0;

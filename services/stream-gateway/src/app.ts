@@ -91,6 +91,7 @@ export async function buildGateway(
       registry.close();
       await app.close();
       await bus.close();
+      await snapshots.close();
     },
   };
 }

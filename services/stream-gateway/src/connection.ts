@@ -11,6 +11,7 @@ export interface SseSink {
   end(): unknown;
   destroy(): unknown;
   on(event: 'drain' | 'close', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
   readonly socket?: { end(): unknown } | null;
   readonly writableLength?: number;
   /** A destroyed socket still reports the length it had; its buffer is gone. */
@@ -129,6 +130,37 @@ export class StreamConnection {
   }
 
   /**
+   * Several frames, oldest first, with the same rules as offer() frame by frame, but what is written of
+   * them goes out as one write: `joined` (every frame's bytes, built once per batch for all connections)
+   * when the connection takes them all, which is the common case.
+   */
+  offerAll(frames: readonly SessionFrame[], now: number, joined: () => Buffer): void {
+    if (this.state !== OPEN || this.blockedSince !== 0 || (this.pending?.size ?? 0) > 0) {
+      for (const frame of frames) this.offer(frame, now);
+      return;
+    }
+    let waiting = this.bufferedBytes();
+    const taken: SessionFrame[] = [];
+    for (const frame of frames) {
+      const sent = this.lastSentVersion(frame.sessionId);
+      if (sent !== undefined && frame.version <= sent) continue;
+      if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) {
+        this.closeAsSlow();
+        return;
+      }
+      waiting += frame.bytes.length;
+      this.setLastSent(frame.sessionId, frame.version);
+      taken.push(frame);
+    }
+    if (taken.length === 0) return;
+    this.lastWriteAt = now;
+    for (let index = 0; index < taken.length; index++) this.events.onDelivered();
+    const bytes =
+      taken.length === frames.length ? joined() : Buffer.concat(taken.map((frame) => frame.bytes));
+    if (!(this.sink as SseSink).write(bytes)) this.blocked(now);
+  }
+
+  /**
    * Starts streaming on a sink whose headers are written: `retry:`, then the snapshot unless the client
    * has it (Last-Event-ID) or a newer version of it arrived meanwhile, then the held frames by version.
    */
@@ -145,9 +177,8 @@ export class StreamConnection {
     }
     this.sink = sink;
     this.state = OPEN;
-    sink.on('drain', this.onDrain);
     this.lastWriteAt = now;
-    if (!sink.write(preamble)) this.blockedSince = now;
+    if (!sink.write(preamble)) this.blocked(now);
     if (this.blockedSince === 0) this.flushPending(now);
   }
 
@@ -166,7 +197,7 @@ export class StreamConnection {
     }
     if (this.blockedSince === 0 && now - this.lastWriteAt >= limits.heartbeatMs) {
       this.lastWriteAt = now;
-      if (!this.sink.write(PING_BYTES)) this.blockedSince = now;
+      if (!this.sink.write(PING_BYTES)) this.blocked(now);
     }
   }
 
@@ -177,7 +208,7 @@ export class StreamConnection {
     this.state = CLOSED;
     this.dropPending();
     if (!sink) return;
-    if (!sink.write(END_BYTES) && this.blockedSince === 0) this.blockedSince = Date.now();
+    if (!sink.write(END_BYTES)) this.blocked(Date.now());
     sink.end();
     sink.socket?.end();
   }
@@ -226,7 +257,7 @@ export class StreamConnection {
     this.setLastSent(frame.sessionId, frame.version);
     this.lastWriteAt = now;
     this.events.onDelivered();
-    if (!(this.sink as SseSink).write(frame.bytes)) this.blockedSince = now;
+    if (!(this.sink as SseSink).write(frame.bytes)) this.blocked(now);
   }
 
   private flushPending(now: number): void {
@@ -242,10 +273,20 @@ export class StreamConnection {
     }
   }
 
-  private readonly onDrain = (): void => {
+  /**
+   * The socket took a write past its high-water mark: frames are held until it drains. The listener is
+   * added only then, so that the tens of thousands of streams that keep up carry none.
+   */
+  private blocked(now: number): void {
+    if (this.blockedSince !== 0) return;
+    this.blockedSince = now;
+    this.sink?.once('drain', () => this.drained());
+  }
+
+  private drained(): void {
     this.blockedSince = 0;
     if (this.state === OPEN) this.flushPending(Date.now());
-  };
+  }
 }
 
 function byVersion(a: SessionFrame, b: SessionFrame): number {

@@ -16,9 +16,22 @@ export class SubjectFeed {
     readonly route: StreamRoute,
   ) {}
 
-  /** Offers the frames, oldest first, to every connection; never blocks. */
+  /**
+   * Offers the frames, oldest first, to every connection; never blocks. Several frames reach each
+   * connection's socket as one write, not one write each.
+   */
   offer(frames: readonly SessionFrame[]): void {
     const now = Date.now();
-    for (const frame of frames) for (const connection of this.connections) connection.offer(frame, now);
+    if (frames.length === 1) {
+      const frame = frames[0] as SessionFrame;
+      for (const connection of this.connections) connection.offer(frame, now);
+      return;
+    }
+    let joined: Buffer | undefined;
+    const join = () => {
+      joined ??= Buffer.concat(frames.map((frame) => frame.bytes));
+      return joined;
+    };
+    for (const connection of this.connections) connection.offerAll(frames, now, join);
   }
 }

@@ -8,6 +8,7 @@ import {
   parsePrincipalHeader,
 } from '@wizard-stream/contracts';
 import { signConnects } from '@wizard-stream/http';
+import { Agent, request } from 'undici';
 import { type SessionFrame, sessionFrame } from './frame.js';
 import type { SnapshotEvents, SnapshotPurpose } from './metrics.js';
 import type { StreamRoute } from './stream-subject.js';
@@ -50,6 +51,11 @@ interface FlightSlot {
  */
 export class SnapshotClient {
   private readonly slots = new Map<string, FlightSlot>();
+  /**
+   * undici's request API on keep-alive connections, not fetch(): in a connect wave, fetch's WHATWG
+   * Request/Response/stream objects cost about 0.8 ms of the gateway's CPU per call (profiled).
+   */
+  private readonly dispatcher = new Agent({ keepAliveTimeout: 30_000 });
 
   constructor(
     private readonly writeApiUrl: string,
@@ -125,7 +131,7 @@ export class SnapshotClient {
       }),
       'x-forwarded-for': clientAddress,
     });
-    const owner = parsePrincipalHeader(response.headers.get(PRINCIPAL_HEADER));
+    const owner = parsePrincipalHeader(response.header(PRINCIPAL_HEADER));
     if (response.status === 204) {
       this.events.onSnapshotCall('empty', 'connect');
       return { kind: 'empty', owner };
@@ -145,8 +151,8 @@ export class SnapshotClient {
         kind: 'refused',
         status: response.status,
         body,
-        contentType: response.headers.get('content-type') ?? 'application/json; charset=utf-8',
-        retryAfter: response.headers.get('retry-after') ?? undefined,
+        contentType: response.header('content-type') ?? 'application/json; charset=utf-8',
+        retryAfter: response.header('retry-after'),
       };
     }
     this.events.onSnapshotCall('unavailable', 'connect');
@@ -203,18 +209,42 @@ export class SnapshotClient {
     credential: string,
     purpose: SnapshotPurpose,
     extraHeaders: Record<string, string>,
-  ): Promise<{ response: Response; body: string }> {
+  ): Promise<{ response: SnapshotResponse; body: string }> {
     try {
-      const response = await fetch(url, {
+      const answer = await request(url, {
+        dispatcher: this.dispatcher,
         headers: { ...extraHeaders, authorization: `Bearer ${credential}`, accept: 'application/json' },
-        signal: AbortSignal.timeout(this.timeoutMs),
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
       });
-      return { response, body: await response.text() };
+      const body = await answer.body.text();
+      const { headers } = answer;
+      return {
+        response: {
+          status: answer.statusCode,
+          header: (name) => {
+            const value = headers[name];
+            return Array.isArray(value) ? value.join(', ') : value;
+          },
+        },
+        body,
+      };
     } catch (error) {
       this.events.onSnapshotCall('unavailable', purpose);
       throw new SnapshotUnavailableError(url, (error as Error).message);
     }
   }
+
+  /** Closes the keep-alive connections to write-api. */
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+}
+
+/** What the snapshot client reads of a write-api answer; header names are lower case. */
+interface SnapshotResponse {
+  status: number;
+  header(name: string): string | undefined;
 }
 
 /** The snapshot's frame carries write-api's bytes unchanged; only its id needs session_id and version. */

@@ -186,15 +186,18 @@ async function handleStream(
   // Delimited by the connection's close, not chunked: every frame is then one write of its shared Buffer
   // instead of four (size line, CRLF, frame, CRLF), which is most of the fan-out's cost per client.
   response.useChunkedEncodingByDefault = false;
-  response.writeHead(200, Object.assign(headers, SSE_HEADERS));
-  response.flushHeaders();
-  // With the head sent and no chunked framing left to apply, frames go straight to the socket: the
-  // response's own write path only adds per-call bookkeeping, paid once per client for every update.
   const socket = response.socket;
   if (!socket || socket.destroyed) {
     release();
     return reply;
   }
+  // The head, `retry:` and the snapshot leave in one write (one segment) rather than three.
+  socket.cork();
+  response.writeHead(200, Object.assign(headers, SSE_HEADERS));
+  response.flushHeaders();
+  // With the head sent and no chunked framing left to apply, frames go straight to the socket: the
+  // response's own write path only adds per-call bookkeeping, paid once per client for every update.
   connection.open(socket, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
+  socket.uncork();
   return reply;
 }

@@ -42,6 +42,9 @@ export function confirmSubscriptions(bus: BusConnection, timeoutMs: number): Pro
  */
 export class SubscriptionHub {
   private readonly subjects = new Map<string, Subscribed>();
+  /** Messages received since the last fan-out turn, per feed, in arrival order. */
+  private queued = new Map<SubjectFeed, SessionMessage[]>();
+  private flushScheduled = false;
 
   constructor(
     private readonly bus: BusConnection,
@@ -84,18 +87,57 @@ export class SubscriptionHub {
     subscribed.subscription = undefined;
   }
 
-  /** The NATS callback: builds the frame once and offers it to the feed; never blocks. */
+  /**
+   * The NATS callback: queues the message for this turn's fan-out. The NATS client hands over every
+   * message of one socket read before the event loop moves on, so a gateway that fell behind finds
+   * several updates queued and writes each connection once for all of them (one syscall instead of
+   * one per update, which is most of a delivery's cost): it catches up instead of falling further back.
+   * A gateway that keeps up finds one message per turn and writes it at once, as before.
+   */
   private deliver(feed: SubjectFeed, message: SessionMessage): void {
-    const span = fanoutTracer.startSpan(
-      'wizard.fanout',
-      { attributes: { 'messaging.destination.name': message.subject, 'wizard.version': message.version } },
-      contextFromTraceHeaders(message.traceparent, message.tracestate),
-    );
-    feed.offer([sessionFrame(message.version, message.sessionId, utf8.decode(message.payload))]);
-    span.setAttribute('wizard.connections', feed.connections.size);
-    span.end();
-    if (message.committedAtMs !== undefined) this.events.onFannedOut(message.committedAtMs);
+    let queued = this.queued.get(feed);
+    if (!queued) {
+      queued = [];
+      this.queued.set(feed, queued);
+    }
+    queued.push(message);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
   }
+
+  /** Builds each queued message's frame once and offers each feed's frames together, oldest first. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const batches = this.queued;
+    this.queued = new Map();
+    for (const [feed, messages] of batches) {
+      const spans = messages.map((message) =>
+        fanoutTracer.startSpan(
+          'wizard.fanout',
+          {
+            attributes: {
+              'messaging.destination.name': message.subject,
+              'wizard.version': message.version,
+            },
+          },
+          contextFromTraceHeaders(message.traceparent, message.tracestate),
+        ),
+      );
+      feed.offer(
+        messages.map((message) =>
+          sessionFrame(message.version, message.sessionId, utf8.decode(message.payload)),
+        ),
+      );
+      for (const span of spans) {
+        span.setAttribute('wizard.connections', feed.connections.size);
+        span.end();
+      }
+      for (const message of messages)
+        if (message.committedAtMs !== undefined) this.events.onFannedOut(message.committedAtMs);
+    }
+  };
 
   private async subscribe(subscribed: Subscribed): Promise<void> {
     const { feed } = subscribed;

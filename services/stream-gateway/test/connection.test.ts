@@ -247,4 +247,31 @@ describe('StreamConnection', () => {
     connection.offer(frame('a', 1), 600);
     expect(sink.ids).toEqual([]);
   });
+  it('sends frames offered together in one write, still dropping those not newer than the last sent', () => {
+    const { connection } = setup();
+    const { connection: second, sink: secondSink } = setup();
+    const sink = new TestSink();
+    connection.open(sink, PREAMBLE, frame('s', 3), 0);
+    second.open(secondSink, PREAMBLE, undefined, 0);
+    const writesBefore = [sink.written.length, secondSink.written.length];
+    const batch = [frame('s', 3), frame('t', 1), frame('s', 4)];
+    let joins = 0;
+    const joined = () => {
+      joins++;
+      return Buffer.concat(batch.map((entry) => entry.bytes));
+    };
+    connection.offerAll(batch, 0, joined);
+    second.offerAll(batch, 0, joined);
+    // The first already has s@3, so it takes two of the three, in one write of its own.
+    expect(sink.written.length - (writesBefore[0] as number)).toBe(1);
+    expect(sink.ids).toEqual(['3:s', '1:t', '4:s']);
+    // The second takes all three, in order, as the batch's shared bytes (joined once).
+    expect(secondSink.written.length - (writesBefore[1] as number)).toBe(1);
+    expect(secondSink.ids).toEqual(['3:s', '1:t', '4:s']);
+    expect(joins).toBe(1);
+    // Still frame by frame: an older version after them is dropped, a newer one written.
+    connection.offerAll([frame('s', 2), frame('s', 5)], 0, joined);
+    expect(sink.ids.at(-1)).toBe('5:s');
+    expect(sink.ids).not.toContain('2:s');
+  });
 });
