@@ -14,6 +14,8 @@ export interface SseSink {
   once(event: 'drain', listener: () => void): unknown;
   readonly socket?: { end(): unknown } | null;
   readonly writableLength?: number;
+  /** Where write() starts returning false; absent means no limit. */
+  readonly writableHighWaterMark?: number;
   /** A destroyed socket still reports the length it had; its buffer is gone. */
   readonly destroyed?: boolean;
 }
@@ -132,16 +134,21 @@ export class StreamConnection {
   /**
    * Several frames, oldest first, with the same rules as offer() frame by frame, but what is written of
    * them goes out as one write: `joined` (every frame's bytes, built once per batch for all connections)
-   * when the connection takes them all, which is the common case.
+   * when the connection takes them all, which is the common case. As with single writes, the frame that
+   * reaches the socket's high-water mark is the last one written; the rest wait, conflated, for 'drain'.
    */
   offerAll(frames: readonly SessionFrame[], now: number, joined: () => Buffer): void {
     if (this.state !== OPEN || this.blockedSince !== 0 || (this.pending?.size ?? 0) > 0) {
       for (const frame of frames) this.offer(frame, now);
       return;
     }
+    const sink = this.sink as SseSink;
+    const highWaterMark = sink.writableHighWaterMark ?? Number.POSITIVE_INFINITY;
     let waiting = this.bufferedBytes();
     const taken: SessionFrame[] = [];
-    for (const frame of frames) {
+    let next = 0;
+    for (; next < frames.length && waiting < highWaterMark; next++) {
+      const frame = frames[next] as SessionFrame;
       const sent = this.lastSentVersion(frame.sessionId);
       if (sent !== undefined && frame.version <= sent) continue;
       if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) {
@@ -152,12 +159,15 @@ export class StreamConnection {
       this.setLastSent(frame.sessionId, frame.version);
       taken.push(frame);
     }
-    if (taken.length === 0) return;
-    this.lastWriteAt = now;
-    for (let index = 0; index < taken.length; index++) this.events.onDelivered();
-    const bytes =
-      taken.length === frames.length ? joined() : Buffer.concat(taken.map((frame) => frame.bytes));
-    if (!(this.sink as SseSink).write(bytes)) this.blocked(now);
+    if (taken.length > 0) {
+      this.lastWriteAt = now;
+      for (let index = 0; index < taken.length; index++) this.events.onDelivered();
+      const bytes =
+        taken.length === frames.length ? joined() : Buffer.concat(taken.map((frame) => frame.bytes));
+      if (!sink.write(bytes)) this.blocked(now);
+    }
+    // Past the high-water mark: held (the socket is blocked now), or written one by one if it is not.
+    for (; next < frames.length; next++) this.offer(frames[next] as SessionFrame, now);
   }
 
   /**

@@ -16,8 +16,8 @@ class TestSink extends Writable {
   holding = false;
   private readonly held: Array<() => void> = [];
 
-  constructor() {
-    super({ highWaterMark: 64 });
+  constructor(highWaterMark = 64) {
+    super({ highWaterMark });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
@@ -249,8 +249,9 @@ describe('StreamConnection', () => {
   });
   it('sends frames offered together in one write, still dropping those not newer than the last sent', () => {
     const { connection } = setup();
-    const { connection: second, sink: secondSink } = setup();
-    const sink = new TestSink();
+    const { connection: second } = setup();
+    const sink = new TestSink(1 << 20);
+    const secondSink = new TestSink(1 << 20);
     connection.open(sink, PREAMBLE, frame('s', 3), 0);
     second.open(secondSink, PREAMBLE, undefined, 0);
     const writesBefore = [sink.written.length, secondSink.written.length];
@@ -273,5 +274,19 @@ describe('StreamConnection', () => {
     connection.offerAll([frame('s', 2), frame('s', 5)], 0, joined);
     expect(sink.ids.at(-1)).toBe('5:s');
     expect(sink.ids).not.toContain('2:s');
+  });
+  it('writes a batch only up to the socket high-water mark; the rest waits, conflated, for the drain', () => {
+    const { connection, sink, stats } = setup();
+    connection.open(sink, PREAMBLE, undefined, 0);
+    sink.holding = true;
+    // TestSink's high-water mark is 64 bytes: the first frame reaches it, so the others are held.
+    const batch = [frame('s', 1, 40), frame('s', 2, 40), frame('s', 3, 40)];
+    connection.offerAll(batch, 1000, () => Buffer.concat(batch.map((entry) => entry.bytes)));
+    expect(sink.ids).toEqual(['1:s']);
+    expect(connection.isBlocked).toBe(true);
+    expect(connection.pendingVersion('s')).toBe(3);
+    expect(stats.conflated).toBe(1);
+    sink.release();
+    expect(sink.ids).toEqual(['1:s', '3:s']);
   });
 });
