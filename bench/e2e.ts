@@ -195,7 +195,7 @@ export function e2eMarkdown(results: E2eResult[]): string {
   return [
     `${first.options.sessions} sessions × ${first.options.streamsPerSession} streams on 2 gateways; ${results.length} run${results.length === 1 ? '' : 's'}, each a fresh stack. Target: p99 < ${first.target.p99Ms} ms, no errors.`,
     '',
-    '| run | pushes/s | deliveries | POST → frame p50 / p99 / p999 / max ms | write-api CPU ms per 1,000 deliveries | gateways CPU ms per 1,000 deliveries | streams opened in | errors |',
+    '| run | pushes/s | deliveries | POST → frame p50 / p99 / p999 / max ms | write-api CPU ms per 1,000 deliveries | gateways CPU ms per 1,000 deliveries | all streams opened in (s) | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---|',
     ...results.map((result, index) => {
       const errors = errorsOf(result);

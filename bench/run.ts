@@ -178,7 +178,7 @@ const sections: string[] = [
         'bench/pushpin/) get the same clients, waves and rates in the same run, one system at a time; a round is one run',
         'of each, and the rounds repeat (`--runs`, default 3) so that every figure below is a median with its range.',
         'Every system is offered the same publish schedule: a publish is sent when it is due, not when the previous',
-        'one was answered (nchan answers its HTTP publish only after writing the message to every subscriber).',
+        'one was answered (nchan answers its HTTP publish once it has handed the message to its subscribers).',
         `Each system gets ${fanout.options.waves ?? 1} connect waves into the same process: all streams connect, a rate runs for ${fanout.options.stepMs / 1000} s, every`,
         'stream is closed, the next wave connects. Latency = client receive time − send time (same clock); every delivery',
         'is counted ("all" = every client got every update). Server CPU is in % of one core.',
