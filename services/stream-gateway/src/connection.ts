@@ -133,9 +133,10 @@ export class StreamConnection {
 
   /**
    * Several frames, oldest first, with the same rules as offer() frame by frame, but what is written of
-   * them goes out as one write: `joined` (every frame's bytes, built once per batch for all connections)
-   * when the connection takes them all, which is the common case. As with single writes, the frame that
-   * reaches the socket's high-water mark is the last one written; the rest wait, conflated, for 'drain'.
+   * them goes out as one write of bytes shared by every connection: `joined` (all frames, built once per
+   * batch) or a slice of it when the connection takes a contiguous run of them, which is the common case.
+   * The run ends where a single write would have blocked (the socket's high-water mark) or where the
+   * budget needs the socket's real state after the write; the frames after it go through offer().
    */
   offerAll(frames: readonly SessionFrame[], now: number, joined: () => Buffer): void {
     if (this.state !== OPEN || this.blockedSince !== 0 || (this.pending?.size ?? 0) > 0) {
@@ -145,46 +146,73 @@ export class StreamConnection {
     const sink = this.sink as SseSink;
     const highWaterMark = sink.writableHighWaterMark ?? Number.POSITIVE_INFINITY;
     let waiting = this.bufferedBytes();
-    const taken: SessionFrame[] = [];
+    let runStart = -1;
+    let runStartByte = 0;
+    let runEndByte = 0;
+    let offset = 0;
     let next = 0;
     for (; next < frames.length && waiting < highWaterMark; next++) {
       const frame = frames[next] as SessionFrame;
+      const frameStart = offset;
+      offset += frame.bytes.length;
       const sent = this.lastSentVersion(frame.sessionId);
-      if (sent !== undefined && frame.version <= sent) continue;
-      if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) {
-        this.closeAsSlow();
-        return;
+      if (sent !== undefined && frame.version <= sent) {
+        // A gap ends the run: what follows is offered on its own.
+        if (runStart !== -1) {
+          next++;
+          break;
+        }
+        continue;
       }
+      if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) break;
+      if (runStart === -1) {
+        runStart = next;
+        runStartByte = frameStart;
+      }
+      runEndByte = offset;
       waiting += frame.bytes.length;
       this.setLastSent(frame.sessionId, frame.version);
-      taken.push(frame);
+      this.events.onDelivered();
     }
-    if (taken.length > 0) {
+    if (runStart !== -1) {
       this.lastWriteAt = now;
-      for (let index = 0; index < taken.length; index++) this.events.onDelivered();
-      const bytes =
-        taken.length === frames.length ? joined() : Buffer.concat(taken.map((frame) => frame.bytes));
+      const all = runStartByte === 0 && runEndByte === offset && next === frames.length;
+      const bytes = all ? joined() : joined().subarray(runStartByte, runEndByte);
       if (!sink.write(bytes)) this.blocked(now);
     }
-    // Past the high-water mark: held (the socket is blocked now), or written one by one if it is not.
+    // After the run: held while the socket is blocked, otherwise written one by one, as offer() does.
     for (; next < frames.length; next++) this.offer(frames[next] as SessionFrame, now);
   }
 
   /**
-   * Starts streaming on a sink whose headers are written: `retry:`, then the snapshot unless the client
-   * has it (Last-Event-ID) or a newer version of it arrived meanwhile, then the held frames by version.
+   * Takes the snapshot before the stream opens: skipped when the client has it (Last-Event-ID), held with
+   * the live frames otherwise (dropped if a newer version arrived meanwhile). Held frames count toward
+   * the budget, so the snapshot can close the connection as slow; the caller checks isClosed after.
    */
-  open(sink: SseSink, preamble: Buffer, snapshot: SessionFrame | undefined, now: number): void {
+  takeSnapshot(snapshot: SessionFrame, now: number): void {
     if (this.state !== PENDING) return;
     const resumed = this.resumedFrom;
     this.resumedFrom = undefined;
-    if (snapshot && resumed?.sessionId === snapshot.sessionId && resumed.version === snapshot.version) {
+    if (resumed?.sessionId === snapshot.sessionId && resumed.version === snapshot.version) {
       // The client has it: counted as sent, so copies of it (the subscribe overlap) are dropped too.
       this.setLastSent(snapshot.sessionId, snapshot.version);
-    } else if (snapshot) {
-      // Held with the live frames: dropped if a newer version arrived meanwhile.
+    } else {
       this.offer(snapshot, now);
     }
+  }
+
+  /**
+   * Starts streaming on a sink whose headers are written: `retry:`, then the snapshot (see takeSnapshot)
+   * and the held frames by version. A connection the snapshot closed as slow destroys the sink instead.
+   */
+  open(sink: SseSink, preamble: Buffer, snapshot: SessionFrame | undefined, now: number): void {
+    if (snapshot) this.takeSnapshot(snapshot, now);
+    if (this.state === CLOSED) {
+      sink.destroy();
+      return;
+    }
+    if (this.state !== PENDING) return;
+    this.resumedFrom = undefined;
     this.sink = sink;
     this.state = OPEN;
     this.lastWriteAt = now;

@@ -65,8 +65,7 @@ export class SnapshotClient {
     /** INTERNAL_API_TOKEN: signs the connect count (CONNECTS_SIGNATURE_HEADER); unset, each call counts once. */
     private readonly connectsSecret: string | undefined,
   ) {
-    // A write-api that does not accept the connection counts against the same timeout as one that does not answer.
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: timeoutMs } });
+    this.dispatcher = new Agent({ keepAliveTimeout: 30_000 });
   }
 
   /** Whether re-snapshots have somewhere to read from. */
@@ -217,8 +216,9 @@ export class SnapshotClient {
       const answer = await request(url, {
         dispatcher: this.dispatcher,
         headers: { ...extraHeaders, authorization: `Bearer ${credential}`, accept: 'application/json' },
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        // One deadline for the whole call, body included: a call that trickles would otherwise hold its
+        // coalescing slot (and the connects queued behind it) for as long as write-api keeps sending.
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
       const body = await answer.body.text();
       const { headers } = answer;
@@ -238,9 +238,9 @@ export class SnapshotClient {
     }
   }
 
-  /** Closes the keep-alive connections to write-api. */
+  /** Closes the connections to write-api; calls still in flight fail (their streams answer 503). */
   close(): Promise<void> {
-    return this.dispatcher.close();
+    return this.dispatcher.destroy();
   }
 }
 

@@ -166,6 +166,8 @@ async function handleStream(
         : apiErrors.throttled(jitteredRetryAfterSeconds());
     }
   }
+  // Before anything is written, so that a snapshot the budget refuses is answered with 503, not a stream.
+  if (snapshot.kind === 'session') connection.takeSnapshot(snapshot.frame, Date.now());
   if (response.destroyed || connection.isClosed) {
     release();
     if (response.destroyed) return reply.hijack();
@@ -197,7 +199,7 @@ async function handleStream(
   response.flushHeaders();
   // With the head sent and no chunked framing left to apply, frames go straight to the socket: the
   // response's own write path only adds per-call bookkeeping, paid once per client for every update.
-  connection.open(socket, PREAMBLE, snapshot.kind === 'session' ? snapshot.frame : undefined, Date.now());
+  connection.open(socket, PREAMBLE, undefined, Date.now());
   socket.uncork();
   return reply;
 }

@@ -256,22 +256,19 @@ describe('StreamConnection', () => {
     second.open(secondSink, PREAMBLE, undefined, 0);
     const writesBefore = [sink.written.length, secondSink.written.length];
     const batch = [frame('s', 3), frame('t', 1), frame('s', 4)];
-    let joins = 0;
-    const joined = () => {
-      joins++;
-      return Buffer.concat(batch.map((entry) => entry.bytes));
-    };
-    connection.offerAll(batch, 0, joined);
-    second.offerAll(batch, 0, joined);
-    // The first already has s@3, so it takes two of the three, in one write of its own.
+    // As the feed does: the batch's bytes are joined once, for every connection.
+    const joinedBytes = Buffer.concat(batch.map((entry) => entry.bytes));
+    connection.offerAll(batch, 0, () => joinedBytes);
+    second.offerAll(batch, 0, () => joinedBytes);
+    // The first already has s@3, so it takes two of the three, in one write.
     expect(sink.written.length - (writesBefore[0] as number)).toBe(1);
     expect(sink.ids).toEqual(['3:s', '1:t', '4:s']);
-    // The second takes all three, in order, as the batch's shared bytes (joined once).
+    // The second takes all three, in order, in one write.
     expect(secondSink.written.length - (writesBefore[1] as number)).toBe(1);
     expect(secondSink.ids).toEqual(['3:s', '1:t', '4:s']);
-    expect(joins).toBe(1);
     // Still frame by frame: an older version after them is dropped, a newer one written.
-    connection.offerAll([frame('s', 2), frame('s', 5)], 0, joined);
+    const later = [frame('s', 2), frame('s', 5)];
+    connection.offerAll(later, 0, () => Buffer.concat(later.map((entry) => entry.bytes)));
     expect(sink.ids.at(-1)).toBe('5:s');
     expect(sink.ids).not.toContain('2:s');
   });
@@ -288,5 +285,50 @@ describe('StreamConnection', () => {
     expect(stats.conflated).toBe(1);
     sink.release();
     expect(sink.ids).toEqual(['1:s', '3:s']);
+  });
+  it('writes a partial batch as a slice of the shared bytes, not a copy per connection', () => {
+    const { connection } = setup();
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk, _encoding, callback) {
+        chunks.push(chunk as Buffer);
+        callback();
+      },
+    });
+    connection.open(sink, PREAMBLE, frame('s', 3), 0);
+    const batch = [frame('s', 3), frame('s', 4), frame('s', 5), frame('s', 2), frame('s', 6)];
+    const joined = Buffer.concat(batch.map((entry) => entry.bytes));
+    const before = chunks.length;
+    connection.offerAll(batch, 0, () => joined);
+    const written = chunks.slice(before);
+    // s@3 is skipped, s@4 and s@5 are one slice of the batch's bytes; s@2 is dropped, s@6 is its own frame.
+    expect(written.map((chunk) => chunk.toString().match(/^id: (.*)$/gm))).toEqual([
+      ['id: 4:s', 'id: 5:s'],
+      ['id: 6:s'],
+    ]);
+    expect(written[0]?.buffer).toBe(joined.buffer);
+    expect(written[1]?.buffer).toBe((batch[4] as SessionFrame).bytes.buffer);
+  });
+
+  it('applies the budget to a batch as to single frames: a client whose socket drains is never closed for it', () => {
+    const { connection, stats } = setup(undefined, 1000);
+    const sink = new TestSink(1 << 20);
+    connection.open(sink, PREAMBLE, undefined, 0);
+    const batch = [frame('a', 1, 100), frame('b', 1, 950)];
+    connection.offerAll(batch, 0, () => Buffer.concat(batch.map((entry) => entry.bytes)));
+    expect(stats.slowClientCloses).toBe(0);
+    expect(sink.ids).toEqual(['1:a', '1:b']);
+  });
+
+  it('does not open a connection its own snapshot closed as slow', () => {
+    const { connection, sink, stats } = setup(undefined, 1000);
+    connection.offer(frame('b', 5, 600), 0);
+    connection.takeSnapshot(frame('a', 3, 600), 0);
+    expect(connection.isClosed).toBe(true);
+    expect(stats.slowClientCloses).toBe(1);
+    connection.open(sink, PREAMBLE, undefined, 0);
+    expect(sink.written).toEqual([]);
+    expect(sink.destroyed).toBe(true);
   });
 });
