@@ -227,17 +227,20 @@ export async function benchFanout(options: GatewayBenchOptions): Promise<Gateway
   };
 }
 
-const SYSTEMS = ['stream-gateway', 'nginx + nchan', 'Pushpin'] as const;
+/** Each system's name and its run in a round. */
+const SYSTEMS: [string, (round: GatewayRound) => FanoutResult | { error: string } | undefined][] = [
+  ['stream-gateway', (round) => round.gateway],
+  ['nginx + nchan', (round) => round.nchan],
+  ['Pushpin', (round) => round.pushpin],
+];
 
 /** The runs of each system over the rounds (a failed run is left out and its error kept). */
 function runsOf(result: GatewayBenchResult): { name: string; runs: FanoutResult[]; errors: string[] }[] {
-  const pick = (round: GatewayRound, index: number) =>
-    index === 0 ? round.gateway : index === 1 ? round.nchan : round.pushpin;
-  return SYSTEMS.map((name, index) => {
+  return SYSTEMS.map(([name, pick]) => {
     const runs: FanoutResult[] = [];
     const errors: string[] = [];
     for (const round of result.rounds) {
-      const run = pick(round, index);
+      const run = pick(round);
       if (run === undefined) continue;
       if ('error' in run) errors.push(run.error);
       else runs.push(run);

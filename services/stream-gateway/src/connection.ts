@@ -10,7 +10,6 @@ export interface SseSink {
   write(chunk: Buffer): boolean;
   end(): unknown;
   destroy(): unknown;
-  on(event: 'drain' | 'close', listener: () => void): unknown;
   once(event: 'drain', listener: () => void): unknown;
   readonly socket?: { end(): unknown } | null;
   readonly writableLength?: number;
@@ -146,7 +145,7 @@ export class StreamConnection {
     const sink = this.sink as SseSink;
     const highWaterMark = sink.writableHighWaterMark ?? Number.POSITIVE_INFINITY;
     let waiting = this.bufferedBytes();
-    let runStart = -1;
+    let inRun = false;
     let runStartByte = 0;
     let runEndByte = 0;
     let offset = 0;
@@ -158,15 +157,15 @@ export class StreamConnection {
       const sent = this.lastSentVersion(frame.sessionId);
       if (sent !== undefined && frame.version <= sent) {
         // A gap ends the run: what follows is offered on its own.
-        if (runStart !== -1) {
+        if (inRun) {
           next++;
           break;
         }
         continue;
       }
       if (waiting > 0 && waiting + frame.bytes.length > this.maxBufferBytes) break;
-      if (runStart === -1) {
-        runStart = next;
+      if (!inRun) {
+        inRun = true;
         runStartByte = frameStart;
       }
       runEndByte = offset;
@@ -174,7 +173,7 @@ export class StreamConnection {
       this.setLastSent(frame.sessionId, frame.version);
       this.events.onDelivered();
     }
-    if (runStart !== -1) {
+    if (inRun) {
       this.lastWriteAt = now;
       const all = runStartByte === 0 && runEndByte === offset && next === frames.length;
       const bytes = all ? joined() : joined().subarray(runStartByte, runEndByte);
@@ -205,8 +204,7 @@ export class StreamConnection {
    * Starts streaming on a sink whose headers are written: `retry:`, then the snapshot (see takeSnapshot)
    * and the held frames by version. A connection the snapshot closed as slow destroys the sink instead.
    */
-  open(sink: SseSink, preamble: Buffer, snapshot: SessionFrame | undefined, now: number): void {
-    if (snapshot) this.takeSnapshot(snapshot, now);
+  open(sink: SseSink, preamble: Buffer, now: number): void {
     if (this.state === CLOSED) {
       sink.destroy();
       return;

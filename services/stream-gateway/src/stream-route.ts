@@ -199,7 +199,7 @@ async function handleStream(
   response.flushHeaders();
   // With the head sent and no chunked framing left to apply, frames go straight to the socket: the
   // response's own write path only adds per-call bookkeeping, paid once per client for every update.
-  connection.open(socket, PREAMBLE, undefined, Date.now());
+  connection.open(socket, PREAMBLE, Date.now());
   socket.uncork();
   return reply;
 }

@@ -54,7 +54,8 @@ const nextTick = () => new Promise((resolve) => setImmediate(resolve));
 describe('StreamConnection', () => {
   it('writes the preamble, then the snapshot, then live frames; drops versions not newer than the last sent', () => {
     const { connection, sink, stats } = setup();
-    connection.open(sink, PREAMBLE, frame('s', 2), 0);
+    connection.takeSnapshot(frame('s', 2), 0);
+    connection.open(sink, PREAMBLE, 0);
     for (const version of [1, 2, 3, 3, 2, 5, 4]) connection.offer(frame('s', version), 0);
     expect(sink.written[0]).toBe('retry: 3000\n\n');
     expect(sink.ids).toEqual(['2:s', '3:s', '5:s']);
@@ -64,7 +65,7 @@ describe('StreamConnection', () => {
 
   it('tracks versions per session independently', () => {
     const { connection, sink } = setup();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     for (const [session, version] of [
       ['a', 3],
       ['b', 1],
@@ -79,17 +80,20 @@ describe('StreamConnection', () => {
 
   it('skips a snapshot whose id equals Last-Event-ID, and sends a newer one', () => {
     const resumed = setup('7:s');
-    resumed.connection.open(resumed.sink, PREAMBLE, frame('s', 7), 0);
+    resumed.connection.takeSnapshot(frame('s', 7), 0);
+    resumed.connection.open(resumed.sink, PREAMBLE, 0);
     expect(resumed.sink.ids).toEqual([]);
     resumed.connection.offer(frame('s', 8), 0);
     expect(resumed.sink.ids).toEqual(['8:s']);
 
     const behind = setup('6:s');
-    behind.connection.open(behind.sink, PREAMBLE, frame('s', 7), 0);
+    behind.connection.takeSnapshot(frame('s', 7), 0);
+    behind.connection.open(behind.sink, PREAMBLE, 0);
     expect(behind.sink.ids).toEqual(['7:s']);
 
     const garbage = setup('not-an-id');
-    garbage.connection.open(garbage.sink, PREAMBLE, frame('s', 7), 0);
+    garbage.connection.takeSnapshot(frame('s', 7), 0);
+    garbage.connection.open(garbage.sink, PREAMBLE, 0);
     expect(garbage.sink.ids).toEqual(['7:s']);
   });
 
@@ -97,19 +101,22 @@ describe('StreamConnection', () => {
     // The client claims a newer version than the store holds (its id came from elsewhere): it gets the snapshot.
     const ahead = setup('9:s');
     ahead.connection.offer(frame('s', 8), 0); // committed while the snapshot was in flight
-    ahead.connection.open(ahead.sink, PREAMBLE, frame('s', 7), 0);
+    ahead.connection.takeSnapshot(frame('s', 7), 0);
+    ahead.connection.open(ahead.sink, PREAMBLE, 0);
     expect(ahead.sink.ids).toEqual(['8:s']);
     ahead.connection.offer(frame('s', 9), 0);
     expect(ahead.sink.ids).toEqual(['8:s', '9:s']);
 
     const noSnapshotChange = setup('9:s');
-    noSnapshotChange.connection.open(noSnapshotChange.sink, PREAMBLE, frame('s', 7), 0);
+    noSnapshotChange.connection.takeSnapshot(frame('s', 7), 0);
+    noSnapshotChange.connection.open(noSnapshotChange.sink, PREAMBLE, 0);
     expect(noSnapshotChange.sink.ids).toEqual(['7:s']);
 
     // Equal: skipped, and a copy of it arriving live (the subscribe overlap) is not sent either.
     const equal = setup('7:s');
     equal.connection.offer(frame('s', 7), 0);
-    equal.connection.open(equal.sink, PREAMBLE, frame('s', 7), 0);
+    equal.connection.takeSnapshot(frame('s', 7), 0);
+    equal.connection.open(equal.sink, PREAMBLE, 0);
     expect(equal.sink.ids).toEqual([]);
     equal.connection.offer(frame('s', 7), 0);
     expect(equal.sink.ids).toEqual([]);
@@ -123,14 +130,15 @@ describe('StreamConnection', () => {
     expect(sink.written).toEqual([]);
     expect(connection.pendingVersion('a')).toBe(5);
     // The snapshot (a v3) was read before a v4 and v5 were committed: it must not be sent after them.
-    connection.open(sink, PREAMBLE, frame('a', 3), 0);
+    connection.takeSnapshot(frame('a', 3), 0);
+    connection.open(sink, PREAMBLE, 0);
     expect(sink.ids).toEqual(['2:b', '5:a']);
     expect(stats.conflated).toBe(1);
   });
 
   it('conflates to the newest pending frame per session while the socket does not drain, then flushes on drain', async () => {
     const { connection, sink, stats } = setup();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     sink.holding = true;
     connection.offer(frame('a', 1, 200), 10); // larger than the high-water mark: the socket is now blocked
     expect(connection.isBlocked).toBe(true);
@@ -149,7 +157,7 @@ describe('StreamConnection', () => {
 
   it('closes a connection blocked for slowClientMs, and not before', () => {
     const { connection, sink, stats } = setup();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     sink.holding = true;
     connection.offer(frame('a', 1, 200), 1000);
     connection.sweep(1000 + LIMITS.slowClientMs - 1, LIMITS);
@@ -166,7 +174,7 @@ describe('StreamConnection', () => {
     const stats = new DeliveryCounts();
     const connection = new StreamConnection(stats, 2000, undefined, NO_BUDGET);
     const sink = new TestSink();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     sink.holding = true;
     connection.offer(frame('a', 1, 200), 1000);
     expect(connection.isBlocked).toBe(true);
@@ -184,7 +192,7 @@ describe('StreamConnection', () => {
 
   it('closes a client as slow when a frame would take its held plus unsent bytes past the budget', () => {
     const { connection, sink, stats } = setup(undefined, 1000);
-    connection.open(sink, PREAMBLE, undefined, 10);
+    connection.open(sink, PREAMBLE, 10);
     sink.holding = true;
     const size = (session: string) => frame(session, 1, 280).bytes.length;
     connection.offer(frame('a', 1, 280), 10); // written: the socket is now blocked
@@ -215,7 +223,7 @@ describe('StreamConnection', () => {
 
     // A client that keeps up gets a frame larger than the whole budget.
     const reading = setup(undefined, 1000);
-    reading.connection.open(reading.sink, PREAMBLE, undefined, 10);
+    reading.connection.open(reading.sink, PREAMBLE, 10);
     reading.connection.offer(frame('a', 1, 2000), 10);
     reading.connection.offer(frame('a', 2, 2000), 10);
     expect(reading.sink.ids).toEqual(['1:a', '2:a']);
@@ -224,7 +232,7 @@ describe('StreamConnection', () => {
 
   it('pings after heartbeatMs without a frame, and a frame resets the heartbeat', () => {
     const { connection, sink } = setup();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     connection.sweep(999, LIMITS);
     expect(sink.written).not.toContain(SSE_PING);
     connection.offer(frame('a', 1), 900);
@@ -238,7 +246,7 @@ describe('StreamConnection', () => {
     const stats = new DeliveryCounts();
     const connection = new StreamConnection(stats, 500, undefined, NO_BUDGET);
     const sink = new TestSink();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     connection.sweep(499, LIMITS);
     expect(sink.written).not.toContain(SSE_END_FRAME);
     connection.sweep(500, LIMITS);
@@ -252,8 +260,9 @@ describe('StreamConnection', () => {
     const { connection: second } = setup();
     const sink = new TestSink(1 << 20);
     const secondSink = new TestSink(1 << 20);
-    connection.open(sink, PREAMBLE, frame('s', 3), 0);
-    second.open(secondSink, PREAMBLE, undefined, 0);
+    connection.takeSnapshot(frame('s', 3), 0);
+    connection.open(sink, PREAMBLE, 0);
+    second.open(secondSink, PREAMBLE, 0);
     const writesBefore = [sink.written.length, secondSink.written.length];
     const batch = [frame('s', 3), frame('t', 1), frame('s', 4)];
     // As the feed does: the batch's bytes are joined once, for every connection.
@@ -274,7 +283,7 @@ describe('StreamConnection', () => {
   });
   it('writes a batch only up to the socket high-water mark; the rest waits, conflated, for the drain', () => {
     const { connection, sink, stats } = setup();
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     sink.holding = true;
     // TestSink's high-water mark is 64 bytes: the first frame reaches it, so the others are held.
     const batch = [frame('s', 1, 40), frame('s', 2, 40), frame('s', 3, 40)];
@@ -296,7 +305,8 @@ describe('StreamConnection', () => {
         callback();
       },
     });
-    connection.open(sink, PREAMBLE, frame('s', 3), 0);
+    connection.takeSnapshot(frame('s', 3), 0);
+    connection.open(sink, PREAMBLE, 0);
     const batch = [frame('s', 3), frame('s', 4), frame('s', 5), frame('s', 2), frame('s', 6)];
     const joined = Buffer.concat(batch.map((entry) => entry.bytes));
     const before = chunks.length;
@@ -314,7 +324,7 @@ describe('StreamConnection', () => {
   it('applies the budget to a batch as to single frames: a client whose socket drains is never closed for it', () => {
     const { connection, stats } = setup(undefined, 1000);
     const sink = new TestSink(1 << 20);
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     const batch = [frame('a', 1, 100), frame('b', 1, 950)];
     connection.offerAll(batch, 0, () => Buffer.concat(batch.map((entry) => entry.bytes)));
     expect(stats.slowClientCloses).toBe(0);
@@ -327,7 +337,7 @@ describe('StreamConnection', () => {
     connection.takeSnapshot(frame('a', 3, 600), 0);
     expect(connection.isClosed).toBe(true);
     expect(stats.slowClientCloses).toBe(1);
-    connection.open(sink, PREAMBLE, undefined, 0);
+    connection.open(sink, PREAMBLE, 0);
     expect(sink.written).toEqual([]);
     expect(sink.destroyed).toBe(true);
   });
